@@ -1,1 +1,442 @@
-//! Wires the daemon.
+//! `idpsync serve`: opens the store, starts the SCIM listener, the control socket, the
+//! permission watcher and the schedule, handles SIGHUP, SIGTERM and SIGINT, and tells systemd
+//! when it is ready, reloading or stopping.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use futures::StreamExt;
+use http::StatusCode;
+use serde_json::{json, Value};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook_tokio::Signals;
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::control::{self, Reply};
+use crate::metrics::Metrics;
+use crate::permissions::{self, Policy};
+use crate::scheduler::Schedule;
+use crate::server::{self, AppState};
+use crate::store::tokens::{self, TokenVerifier};
+use crate::store::Store;
+use crate::sync::{Organization, SyncError, SyncOptions, Trigger};
+use crate::tls::{self, CertResolver};
+
+/// How often in-memory token last-use times are written to the store.
+const LAST_USED_FLUSH: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    #[error("cannot listen on {address}: {source}; free the port or change server.listen")]
+    Listen { address: SocketAddr, source: std::io::Error },
+    #[error("cannot open the control socket {path}: {source}")]
+    Control { path: PathBuf, source: std::io::Error },
+    #[error("{0}")]
+    Schedule(String),
+}
+
+/// The running daemon's shared parts, used by the control socket and signal handlers.
+pub struct Daemon {
+    state: Arc<AppState>,
+    resolver: Arc<CertResolver>,
+    organization: Organization,
+    /// The last valid permission files' policy is in the organization; this is the error of
+    /// the latest load that failed, cleared by the next load that succeeds.
+    permission_error: Mutex<Option<String>>,
+    /// Whether a valid policy has ever loaded; syncs wait for one, so invalid files at start
+    /// can never strip everyone's access.
+    policy_loaded: std::sync::atomic::AtomicBool,
+    schedule: tokio::sync::Mutex<Option<Schedule>>,
+    started: String,
+}
+
+impl Daemon {
+    fn config(&self) -> Arc<Config> {
+        self.state.config.load_full()
+    }
+
+    pub fn metrics_text(&self) -> String {
+        self.state.metrics.render(self.state.store.file_size())
+    }
+
+    /// Loads the permission folder; a valid load replaces the policy in force, an invalid one
+    /// is reported and the last valid policy stays.
+    pub async fn reload_permissions(&self) {
+        let dir = self.config().permissions.dir.clone();
+        let loaded = tokio::task::spawn_blocking(move || permissions::load_dir(&dir)).await;
+        match loaded {
+            Ok(Ok(policy)) => {
+                let files = policy.files().len();
+                match self.organization.apply_policy(policy).await {
+                    Ok(report) => {
+                        *self.permission_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                        self.policy_loaded.store(true, std::sync::atomic::Ordering::SeqCst);
+                        tracing::info!(files, report = %serde_json::to_string(&report).unwrap_or_default(), "permissions applied");
+                    }
+                    Err(error) => tracing::warn!(%error, "applying permissions failed; the previous permissions stay in force"),
+                }
+            }
+            Ok(Err(errors)) => {
+                let text = errors.to_string();
+                tracing::warn!(errors = %text, "permission files are invalid; the previous permissions stay in force");
+                *self.permission_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(text);
+            }
+            Err(_) => tracing::warn!("loading permissions failed"),
+        }
+    }
+
+    /// Runs a sync (coalesced with any that is running) and reports it.
+    async fn run_sync(&self, trigger: Trigger, options: SyncOptions) -> Result<Value, SyncError> {
+        if !self.policy_loaded.load(std::sync::atomic::Ordering::SeqCst) {
+            let error = self.permission_error.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            return Err(SyncError::Policy(format!(
+                "no valid permission files have loaded yet, so a sync could compute wrong access: {}",
+                error.unwrap_or_default()
+            )));
+        }
+        let report = self.organization.request(trigger, options).await?;
+        Ok(serde_json::to_value(&report).unwrap_or(Value::Null))
+    }
+
+    pub async fn sync_now(&self, dry_run: bool, force: bool) -> Reply {
+        match self.run_sync(Trigger::Socket, SyncOptions { dry_run, force }).await {
+            Ok(report) => Reply::ok(report),
+            Err(SyncError::Blocked { reason, report }) => Reply {
+                status: StatusCode::CONFLICT,
+                body: json!({"error": reason, "blocked": true, "report": report}),
+            },
+            Err(error) => Reply::error(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()),
+        }
+    }
+
+    pub async fn status(&self) -> Reply {
+        let config = self.config();
+        let next_run = match self.schedule.lock().await.as_ref() {
+            Some(schedule) => schedule.next_run().await,
+            None => None,
+        };
+        let organization = self.organization.status().await.ok();
+        let token_count = self.token_records().await.map(|records| records.len()).unwrap_or(0);
+        let permission_error = self.permission_error.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        Reply::ok(json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "pid": std::process::id(),
+            "started": self.started,
+            "scim_url": config.public_url(),
+            "listen": config.server.listen.to_string(),
+            "store": {"path": config.store.path, "bytes": self.state.store.file_size()},
+            "schedule": {"expression": config.sync.schedule, "next_run": next_run},
+            "permissions": {
+                "dir": config.permissions.dir,
+                "loaded": self.policy_loaded.load(std::sync::atomic::Ordering::SeqCst),
+                "error": permission_error,
+            },
+            "organization": organization,
+            "tokens": token_count,
+        }))
+    }
+
+    pub async fn syncs(&self, limit: usize) -> Reply {
+        match self.organization.runs(limit).await {
+            Ok(runs) => Reply::ok(json!(runs)),
+            Err(error) => Reply::error(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()),
+        }
+    }
+
+    pub async fn sync_run(&self, id: &str) -> Reply {
+        let Ok(id) = id.parse::<u64>() else {
+            return Reply::error(StatusCode::BAD_REQUEST, format!("sync run id must be a number, found {id:?}"));
+        };
+        match self.organization.run(id).await {
+            Ok(Some(run)) => Reply::ok(json!(run)),
+            Ok(None) => Reply::error(StatusCode::NOT_FOUND, format!("no sync run {id}")),
+            Err(error) => Reply::error(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()),
+        }
+    }
+
+    pub async fn users(&self) -> Reply {
+        match self.organization.users().await {
+            Ok(users) => Reply::ok(json!(users)),
+            Err(error) => Reply::error(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()),
+        }
+    }
+
+    pub async fn groups(&self) -> Reply {
+        match self.organization.groups().await {
+            Ok(groups) => Reply::ok(json!(groups)),
+            Err(error) => Reply::error(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()),
+        }
+    }
+
+    pub async fn access(&self, user: &str) -> Reply {
+        match self.organization.access(user).await {
+            Ok(Some(access)) => Reply::ok(json!(access)),
+            Ok(None) => Reply::error(StatusCode::NOT_FOUND, format!("no user {user:?} in the organization; it appears after the sync that follows its provisioning")),
+            Err(error) => Reply::error(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()),
+        }
+    }
+
+    async fn token_records(&self) -> Result<Vec<tokens::TokenRecord>, tokens::TokenError> {
+        let store = self.state.store.clone();
+        tokio::task::spawn_blocking(move || tokens::list(&store.read()?))
+            .await
+            .unwrap_or_else(|_| Ok(Vec::new()))
+    }
+
+    async fn reload_tokens(&self) {
+        if let Ok(records) = self.token_records().await {
+            self.state.tokens.load(&records);
+        }
+    }
+
+    pub async fn list_tokens(&self) -> Reply {
+        match self.token_records().await {
+            Ok(records) => Reply::ok(json!(records.iter().map(token_view).collect::<Vec<_>>())),
+            Err(error) => Reply::error(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()),
+        }
+    }
+
+    pub async fn create_token(&self, name: &str) -> Reply {
+        let name = name.to_string();
+        let created = self.state.store.writer().write(move |txn| tokens::create(txn, &name)).await;
+        match created {
+            Ok((record, token)) => {
+                self.reload_tokens().await;
+                tracing::info!(id = %record.id, name = %record.name, "token created");
+                Reply::ok(tokens::created_view(&record, &token, self.config().public_url()))
+            }
+            Err(tokens::TokenError::InvalidName(name)) => {
+                Reply::error(StatusCode::BAD_REQUEST, tokens::TokenError::InvalidName(name).to_string())
+            }
+            Err(error) => Reply::error(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()),
+        }
+    }
+
+    pub async fn revoke_token(&self, id: &str) -> Reply {
+        let id = id.to_string();
+        let revoked = self.state.store.writer().write(move |txn| tokens::revoke(txn, &id)).await;
+        match revoked {
+            Ok(record) => {
+                self.reload_tokens().await;
+                tracing::info!(id = %record.id, name = %record.name, "token revoked");
+                Reply::ok(json!({"revoked": record.id, "name": record.name}))
+            }
+            Err(error @ tokens::TokenError::NotFound(_)) => Reply::error(StatusCode::NOT_FOUND, error.to_string()),
+            Err(error) => Reply::error(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()),
+        }
+    }
+
+    /// Reloads the config file, the TLS certificate and the permission files. A part that
+    /// fails to load keeps its previous value.
+    pub async fn reload(&self) -> Reply {
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Reloading]);
+        let mut problems = Vec::new();
+        let path = self.config().file.clone();
+        match Config::load(&path) {
+            Ok(new) => self.apply_config(new, &mut problems).await,
+            Err(error) => {
+                tracing::warn!(%error, "config reload rejected; the running config stays");
+                problems.push(error.to_string());
+            }
+        }
+        let config = self.config();
+        match tls::load_certified_key(&config.tls.cert, &config.tls.key) {
+            Ok(key) => {
+                tracing::info!(fingerprint = %tls::fingerprint(&key), "TLS certificate loaded");
+                self.resolver.store(key);
+            }
+            Err(error) => {
+                tracing::warn!(%error, "TLS reload failed; the previous certificate stays");
+                problems.push(error.to_string());
+            }
+        }
+        self.reload_permissions().await;
+        if let Some(error) = self.permission_error.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+            problems.push(error);
+        }
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+        Reply::ok(json!({"reloaded": problems.is_empty(), "problems": problems}))
+    }
+
+    async fn apply_config(&self, new: Config, problems: &mut Vec<String>) {
+        let old = self.config();
+        if new.server.listen != old.server.listen || new.store.path != old.store.path || new.control.socket != old.control.socket {
+            let message = "server.listen, store.path and control.socket take effect after a restart".to_string();
+            tracing::warn!("{message}");
+            problems.push(message);
+        }
+        self.organization.reconfigure(new.sync.guard.clone(), new.export.path.clone());
+        let schedule_changed = new.sync.schedule != old.sync.schedule;
+        let expression = new.sync.schedule.clone();
+        self.state.config.store(Arc::new(new));
+        if schedule_changed {
+            if let Err(error) = self.restart_schedule(&expression).await {
+                problems.push(error);
+            }
+        }
+        tracing::info!(file = %old.file.display(), "config reloaded");
+    }
+
+    async fn restart_schedule(self: &Self, expression: &str) -> Result<(), String> {
+        let mut slot = self.schedule.lock().await;
+        if let Some(previous) = slot.take() {
+            previous.stop().await;
+        }
+        let organization = self.organization.clone();
+        let schedule = Schedule::start(expression, move || {
+            let organization = organization.clone();
+            async move {
+                if let Err(error) = organization.request(Trigger::Schedule, SyncOptions::default()).await {
+                    tracing::warn!(%error, "scheduled sync did not apply");
+                }
+            }
+        })
+        .await?;
+        *slot = Some(schedule);
+        Ok(())
+    }
+}
+
+fn token_view(record: &tokens::TokenRecord) -> Value {
+    json!({"id": record.id, "name": record.name, "created": record.created, "last_used": record.last_used})
+}
+
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub async fn run(config: Config) -> Result<(), DaemonError> {
+    let store = Store::open(&config.store.path)?;
+    let verifier = TokenVerifier::new();
+    verifier.load(&tokens::list(&store.read()?).unwrap_or_default());
+
+    let (tls_config, resolver) = tls::server_config(&config.tls, config.server.listen.ip())?;
+    tracing::info!(fingerprint = %tls::fingerprint(&tls::load_certified_key(&config.tls.cert, &config.tls.key)?), "TLS certificate loaded");
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
+        .await
+        .map_err(|source| DaemonError::Listen { address: config.server.listen, source })?;
+    let control_listener = control::bind(&config.control.socket)
+        .map_err(|source| DaemonError::Control { path: config.control.socket.clone(), source })?;
+
+    let metrics = Arc::new(Metrics::default());
+    let organization = Organization::new(
+        store.clone(),
+        Policy::empty(),
+        config.sync.guard.clone(),
+        config.export.path.clone(),
+        metrics.clone(),
+    );
+    let state = Arc::new(AppState { config: ArcSwap::from_pointee(config.clone()), store: store.clone(), tokens: verifier.clone(), metrics });
+    let daemon = Arc::new(Daemon {
+        state: state.clone(),
+        resolver,
+        organization,
+        permission_error: Mutex::new(None),
+        policy_loaded: std::sync::atomic::AtomicBool::new(false),
+        schedule: tokio::sync::Mutex::new(None),
+        started: crate::store::now_rfc3339(),
+    });
+    daemon.reload_permissions().await;
+    daemon.restart_schedule(&config.sync.schedule).await.map_err(DaemonError::Schedule)?;
+
+    let (shutdown_sender, shutdown) = watch::channel(false);
+    let server_task = tokio::spawn(server::serve(listener, tls_config, state.clone(), shutdown.clone()));
+    let control_task = tokio::spawn(control::serve(control_listener, daemon.clone(), shutdown.clone()));
+    let watcher = start_permission_watcher(&daemon, &config);
+    let flush_task = tokio::spawn(flush_last_used(store.clone(), verifier.clone(), shutdown.clone()));
+
+    tracing::info!(listen = %config.server.listen, scim_url = %config.public_url(), socket = %config.control.socket.display(), "idpsync is serving");
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+
+    if config.sync.on_startup {
+        let daemon = daemon.clone();
+        tokio::spawn(async move {
+            if let Err(error) = daemon.run_sync(Trigger::Startup, SyncOptions::default()).await {
+                tracing::warn!(%error, "startup sync did not apply");
+            }
+        });
+    }
+
+    wait_for_signals(&daemon).await;
+
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    tracing::info!("shutting down");
+    let _ = shutdown_sender.send(true);
+    drop(watcher);
+    let _ = server_task.await;
+    let _ = control_task.await;
+    let _ = flush_task.await;
+    if let Some(schedule) = daemon.schedule.lock().await.take() {
+        schedule.stop().await;
+    }
+    let _ = std::fs::remove_file(&config.control.socket);
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn start_permission_watcher(daemon: &Arc<Daemon>, config: &Config) -> Option<permissions::PermissionWatcher> {
+    let handle = tokio::runtime::Handle::current();
+    let weak = Arc::downgrade(daemon);
+    let watched = permissions::watch(config.permissions.dir.clone(), move || {
+        if let Some(daemon) = weak.upgrade() {
+            handle.spawn(async move { daemon.reload_permissions().await });
+        }
+    });
+    match watched {
+        Ok(watcher) => Some(watcher),
+        Err(error) => {
+            tracing::warn!(%error, dir = %config.permissions.dir.display(), "cannot watch the permission folder; changes apply on SIGHUP only");
+            None
+        }
+    }
+}
+
+/// Returns on SIGTERM or SIGINT; SIGHUP reloads and then syncs.
+async fn wait_for_signals(daemon: &Arc<Daemon>) {
+    let mut signals = match Signals::new([SIGHUP, SIGTERM, SIGINT]) {
+        Ok(signals) => signals,
+        Err(error) => {
+            tracing::error!(%error, "cannot install signal handlers");
+            return;
+        }
+    };
+    while let Some(signal) = signals.next().await {
+        if signal == SIGHUP {
+            tracing::info!("SIGHUP: reloading, then syncing");
+            let daemon = daemon.clone();
+            tokio::spawn(async move {
+                daemon.reload().await;
+                if let Err(error) = daemon.run_sync(Trigger::Signal, SyncOptions::default()).await {
+                    tracing::warn!(%error, "sync after SIGHUP did not apply");
+                }
+            });
+        } else {
+            return;
+        }
+    }
+}
+
+async fn flush_last_used(store: Store, verifier: Arc<TokenVerifier>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let stopping = tokio::select! {
+            _ = tokio::time::sleep(LAST_USED_FLUSH) => false,
+            _ = shutdown.changed() => true,
+        };
+        let times = verifier.take_last_used();
+        if !times.is_empty() {
+            if let Err(error) = store.writer().write(move |txn| tokens::record_last_used(txn, &times)).await {
+                tracing::warn!(%error, "cannot record token last-use times");
+            }
+        }
+        if stopping {
+            return;
+        }
+    }
+}

@@ -31,7 +31,7 @@ pub enum PermissionErrorKind {
     InvalidPattern,
 }
 
-/// A line and column in a file, both 1-based; the column counts characters, not bytes.
+/// A line and column in a file. Both are 1-based, and the column counts characters, not bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Position {
     pub line: usize,
@@ -104,7 +104,7 @@ impl PermissionError {
         self.kind
     }
 
-    /// The file, or the folder when the folder itself is the problem.
+    /// Returns the file, or the folder when the folder itself is the problem.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -113,17 +113,17 @@ impl PermissionError {
         self.position
     }
 
-    /// 1-based line, when the error has a position.
+    /// Returns the 1-based line, when the error has a position.
     pub fn line(&self) -> Option<usize> {
         self.position.map(|position| position.line)
     }
 
-    /// 1-based column in characters, when the error has a position.
+    /// Returns the 1-based column in characters, when the error has a position.
     pub fn column(&self) -> Option<usize> {
         self.position.map(|position| position.column)
     }
 
-    /// What is wrong and what to do, without the path and position.
+    /// Returns what is wrong and what to do, without the path and position.
     pub fn message(&self) -> &str {
         &self.message
     }
@@ -145,7 +145,7 @@ impl fmt::Display for PermissionError {
     }
 }
 
-/// Every problem found by one load, sorted by file and position; never empty.
+/// Every problem found by one load, sorted by file and position, and never empty.
 ///
 /// `Display` renders one error per line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -160,7 +160,7 @@ impl PermissionErrors {
         }
     }
 
-    /// Wraps `errors`; returns `None` when there are none.
+    /// Wraps `errors`, or returns `None` when there are none.
     pub(super) fn from_vec(errors: Vec<PermissionError>) -> Option<Self> {
         if errors.is_empty() {
             None

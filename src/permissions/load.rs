@@ -185,7 +185,7 @@ fn toml_error(path: &Path, text: &str, error: &toml::de::Error) -> PermissionErr
     }
 
     // Deserialization errors come from the same parser, so a second parse
-    // without the schema tells syntax errors from schema errors.
+    // without the schema distinguishes syntax errors from schema errors.
     if text.parse::<toml::Table>().is_err() {
         let hint = if detail.contains("duplicate key") {
             "remove or rename one of the two keys"
@@ -226,7 +226,7 @@ fn duplicate_role_message(text: &str, offset: usize, detail: &str) -> Option<Str
         .and_then(|inner| inner.strip_suffix('"'))
         .unwrap_or(name);
 
-    // Everything before the second definition parses, and holds the first.
+    // Everything before the second definition parses, and contains the first.
     let before = text.get(..offset)?;
     let names: RoleNames = toml::from_str(before).ok()?;
     let first = names.roles.keys().find(|key| key.get_ref() == name)?;
@@ -238,7 +238,7 @@ fn duplicate_role_message(text: &str, offset: usize, detail: &str) -> Option<Str
     ))
 }
 
-/// Validates every role of every file; returns the valid roles by name.
+/// Validates every role of every file and returns the valid ones by name.
 fn collect_roles(
     files: &[ParsedFile],
     errors: &mut Vec<PermissionError>,
@@ -306,7 +306,7 @@ fn validate_role(
     })
 }
 
-/// Validates every grant of every file; returns the valid grants in file order.
+/// Validates every grant of every file and returns the valid ones in file order.
 fn collect_grants(
     files: &[ParsedFile],
     roles: &BTreeMap<String, Role>,
@@ -488,12 +488,19 @@ mod tests {
         dir
     }
 
+    /// A case name, the files to write, and the errors expected in order.
+    type Case = (
+        &'static str,
+        Vec<(&'static str, &'static str)>,
+        Vec<Expected>,
+    );
+
     const ROLE_VIEWER: &str = "[roles.viewer]\npermissions = [\"asset:read\"]\n";
 
     #[test]
     fn validation_errors_table() {
         use Kind::*;
-        let cases: Vec<(&str, Vec<(&str, &str)>, Vec<Expected>)> = vec![
+        let cases: Vec<Case> = vec![
             (
                 "syntax error",
                 vec![("a.toml", "[roles.viewer]\npermissions = [\"a\"\nx")],

@@ -20,8 +20,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::path::PathBuf;
 
-/// Where a role or grant is written: the file, and the 1-based line and column
-/// of the role's name or of the grant's `[[grants]]` header.
+/// Source position of a role or grant: the file, and the 1-based line and
+/// column of the role's name or of the grant's `[[grants]]` header.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SourceLocation {
     pub path: PathBuf,
@@ -54,7 +54,7 @@ impl Role {
         self.description.as_deref()
     }
 
-    /// The permissions, sorted and without duplicates.
+    /// Returns the permissions, sorted and without duplicates.
     pub fn permissions(&self) -> &BTreeSet<String> {
         &self.permissions
     }
@@ -64,7 +64,7 @@ impl Role {
     }
 }
 
-/// How a grant names its external group.
+/// The key by which a grant names its external group.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum GroupSelector {
     /// The group's display name, compared case-insensitively.
@@ -88,12 +88,12 @@ impl Grant {
         &self.selector
     }
 
-    /// The role name; a loaded policy guarantees that the role exists.
+    /// Returns the role name. A loaded policy guarantees that the role exists.
     pub fn role(&self) -> &str {
         &self.role
     }
 
-    /// The resource patterns, in the order written; never empty.
+    /// Returns the resource patterns in the order written, never empty.
     pub fn resources(&self) -> &[ResourcePattern] {
         &self.resources
     }
@@ -194,7 +194,7 @@ impl Policy {
         }
     }
 
-    /// The roles, sorted by name.
+    /// Returns the roles, sorted by name.
     pub fn roles(&self) -> impl Iterator<Item = &Role> {
         self.roles.values()
     }
@@ -203,19 +203,18 @@ impl Policy {
         self.roles.get(name)
     }
 
-    /// The grants, in file name order and then in the order written.
+    /// Returns the grants, in file name order and then in the order written.
     pub fn grants(&self) -> &[Grant] {
         &self.grants
     }
 
-    /// The files read, in name order.
+    /// Returns the files read, in name order.
     pub fn files(&self) -> &[PolicyFile] {
         &self.files
     }
 
-    /// Digest of every file's name and bytes; equal digests mean the folder
-    /// had the same `*.toml` files with the same content (barring a 64-bit
-    /// collision).
+    /// Digests every file's name and bytes. Equal digests mean the folder had
+    /// the same `*.toml` files with the same content, barring a 64-bit collision.
     pub fn digest(&self) -> u64 {
         let mut digest = Fnv64::new();
         for file in &self.files {
@@ -294,7 +293,7 @@ impl Policy {
     /// are equal (barring a 64-bit collision), so after a reload only members
     /// of groups whose fingerprint changed need their access recomputed. The
     /// fingerprint ignores where grants are written, their order and their
-    /// descriptions, since none of these change what a member may do; an
+    /// descriptions, since none of these change what a member may do. An
     /// unmapped group has the fingerprint of an empty grant list.
     pub fn group_fingerprint(&self, display_name: &str, external_id: Option<&str>) -> u64 {
         let mut entries: Vec<(&str, Vec<&str>, Vec<&str>)> = Vec::new();
@@ -391,4 +390,411 @@ fn digest_bytes(bytes: &[u8]) -> u64 {
     let mut digest = Fnv64::new();
     digest.write_bytes(bytes);
     digest.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    /// Sample permission file, also shipped as `config/permissions/example.toml`.
+    const EXAMPLE: &str = r#"# Permissions: roles, and the external groups that get them.
+#
+# Every *.toml file in this folder is read, in name order, and a role defined
+# in one file may be granted in another. Hidden files and editor temp files
+# are skipped. A change is applied within a few seconds; an invalid file is
+# rejected with its path, line and column, and the permissions in force stay.
+
+# Roles: a name and the permissions it grants.
+[roles.viewer]
+description = "Read assets and reports"
+permissions = ["asset:read", "report:read"]
+
+[roles.editor]
+description = "Read and change assets"
+permissions = ["asset:read", "asset:write"]
+
+[roles.admin]
+description = "Full access"
+permissions = ["asset:read", "asset:write", "asset:delete", "report:read", "report:write"]
+
+# Grants: which external group gets which role on which resources.
+# `group` is the group's display name in the IdP, compared case-insensitively.
+# In `resources`, "*" matches any run of characters.
+[[grants]]
+group = "grp-001 Engineering"
+role = "editor"
+resources = ["asset:rig-*"]
+
+[[grants]]
+group = "grp-001 Engineering"
+role = "viewer"
+resources = ["report:weekly"]
+
+# `external_id` is the group's externalId from the IdP, compared exactly; it
+# keeps matching when the group is renamed.
+[[grants]]
+external_id = "6f2c9a4e-1b7d-4c3a-9e85-0d2f6b1a7c34"
+role = "admin"
+resources = ["*"]
+description = "Platform operators"
+"#;
+
+    fn load_files(files: &[(&str, &str)]) -> (tempfile::TempDir, Policy) {
+        let dir = tempfile::tempdir().expect("create temp dir");
+        for (name, text) in files {
+            fs::write(dir.path().join(name), text).expect("write permission file");
+        }
+        let policy = match load_dir(dir.path()) {
+            Ok(policy) => policy,
+            Err(errors) => panic!("fixture does not load:\n{errors}"),
+        };
+        (dir, policy)
+    }
+
+    fn group(id: &str, display_name: &str, external_id: Option<&str>) -> GroupRef {
+        GroupRef {
+            id: id.to_string(),
+            display_name: display_name.to_string(),
+            external_id: external_id.map(str::to_string),
+        }
+    }
+
+    fn set(items: &[&str]) -> BTreeSet<String> {
+        items.iter().map(|item| item.to_string()).collect()
+    }
+
+    /// A case name, the user's groups, and the expected roles, permissions
+    /// and number of grant entries.
+    type ResolveCase = (
+        &'static str,
+        Vec<GroupRef>,
+        &'static [&'static str],
+        &'static [&'static str],
+        usize,
+    );
+
+    const PLATFORM_ID: &str = "6f2c9a4e-1b7d-4c3a-9e85-0d2f6b1a7c34";
+
+    #[test]
+    fn example_file_loads() {
+        let (dir, policy) = load_files(&[("example.toml", EXAMPLE)]);
+        let roles: Vec<&str> = policy.roles().map(Role::name).collect();
+        assert_eq!(roles, vec!["admin", "editor", "viewer"]);
+        assert_eq!(policy.grants().len(), 3);
+        assert_eq!(policy.files().len(), 1);
+
+        let viewer = policy.role("viewer");
+        assert_eq!(
+            viewer.and_then(Role::description),
+            Some("Read assets and reports")
+        );
+        assert_eq!(viewer.map(|role| role.source().line), Some(9));
+
+        let first = &policy.grants()[0];
+        let expected = GroupSelector::DisplayName("grp-001 Engineering".to_string());
+        assert_eq!(first.selector(), &expected);
+        assert_eq!(first.role(), "editor");
+        assert_eq!(first.source().path, dir.path().join("example.toml"));
+        assert_eq!(first.source().line, 24);
+        assert_eq!(first.source().column, 1);
+
+        let last = &policy.grants()[2];
+        let expected = GroupSelector::ExternalId(PLATFORM_ID.to_string());
+        assert_eq!(last.selector(), &expected);
+        assert_eq!(last.description(), Some("Platform operators"));
+    }
+
+    #[test]
+    fn resolve_table() {
+        let (_dir, policy) = load_files(&[("example.toml", EXAMPLE)]);
+        let engineering = group("g1", "grp-001 Engineering", None);
+        let shouting = group("g1", "GRP-001 ENGINEERING", None);
+        let platform = group("g2", "Platform", Some(PLATFORM_ID));
+        let platform_other_case = group("g2", "Platform", Some(&PLATFORM_ID.to_uppercase()));
+        let unmapped = group("g3", "grp-999 Sales", Some("sales-1"));
+
+        let cases: Vec<ResolveCase> = vec![
+            ("no groups", vec![], &[], &[], 0),
+            ("unmapped group", vec![unmapped.clone()], &[], &[], 0),
+            (
+                "display name",
+                vec![engineering.clone()],
+                &["editor", "viewer"],
+                &["asset:read", "asset:write", "report:read"],
+                2,
+            ),
+            (
+                "display name other case",
+                vec![shouting],
+                &["editor", "viewer"],
+                &["asset:read", "asset:write", "report:read"],
+                2,
+            ),
+            (
+                "external id",
+                vec![platform.clone()],
+                &["admin"],
+                &[
+                    "asset:delete",
+                    "asset:read",
+                    "asset:write",
+                    "report:read",
+                    "report:write",
+                ],
+                1,
+            ),
+            (
+                "external id is case-sensitive",
+                vec![platform_other_case],
+                &[],
+                &[],
+                0,
+            ),
+            (
+                "union over groups",
+                vec![unmapped, platform.clone(), engineering.clone()],
+                &["admin", "editor", "viewer"],
+                &[
+                    "asset:delete",
+                    "asset:read",
+                    "asset:write",
+                    "report:read",
+                    "report:write",
+                ],
+                3,
+            ),
+            (
+                "repeated group",
+                vec![engineering.clone(), engineering],
+                &["editor", "viewer"],
+                &["asset:read", "asset:write", "report:read"],
+                2,
+            ),
+        ];
+
+        for (name, groups, roles, permissions, grants) in cases {
+            let access = policy.resolve(&groups);
+            assert_eq!(access.roles, set(roles), "{name}: roles");
+            assert_eq!(access.permissions, set(permissions), "{name}: permissions");
+            assert_eq!(access.grants.len(), grants, "{name}: grants");
+        }
+    }
+
+    #[test]
+    fn resolve_grant_entries() {
+        let (dir, policy) = load_files(&[("example.toml", EXAMPLE)]);
+        let platform = group("g2", "Platform", Some(PLATFORM_ID));
+        let engineering = group("g1", "grp-001 Engineering", None);
+        let access = policy.resolve(&[platform, engineering.clone()]);
+        let path = dir.path().join("example.toml");
+
+        // Sorted by group id, then by position in the file.
+        let sources: Vec<&str> = access
+            .grants
+            .iter()
+            .map(|grant| grant.source.as_str())
+            .collect();
+        let expected = [
+            format!("{}:24", path.display()),
+            format!("{}:29", path.display()),
+            format!("{}:36", path.display()),
+        ];
+        assert_eq!(
+            sources,
+            expected.iter().map(String::as_str).collect::<Vec<_>>()
+        );
+
+        let first = &access.grants[0];
+        assert_eq!(first.group, engineering);
+        assert_eq!(first.role, "editor");
+        assert_eq!(
+            first.resources,
+            vec![ResourcePattern::new("asset:rig-*").unwrap()]
+        );
+        assert_eq!(first.permissions, vec!["asset:read", "asset:write"]);
+    }
+
+    #[test]
+    fn resolve_ignores_group_order() {
+        let (_dir, policy) = load_files(&[("example.toml", EXAMPLE)]);
+        let engineering = group("g1", "grp-001 Engineering", None);
+        let platform = group("g2", "Platform", Some(PLATFORM_ID));
+        let forward = policy.resolve(&[engineering.clone(), platform.clone()]);
+        let backward = policy.resolve(&[platform, engineering]);
+        assert_eq!(forward, backward);
+
+        let forward_json = serde_json::to_string(&forward).expect("serialize access");
+        let backward_json = serde_json::to_string(&backward).expect("serialize access");
+        assert_eq!(forward_json, backward_json);
+    }
+
+    #[test]
+    fn access_json_shape() {
+        let text = "[roles.viewer]\npermissions = [\"report:read\"]\n\
+                    [[grants]]\ngroup = \"Ops\"\nrole = \"viewer\"\nresources = [\"report:*\"]\n";
+        let (dir, policy) = load_files(&[("a.toml", text)]);
+        let access = policy.resolve(&[group("g1", "ops", None)]);
+        let json = serde_json::to_value(&access).expect("serialize access");
+        let expected = serde_json::json!({
+            "roles": ["viewer"],
+            "permissions": ["report:read"],
+            "grants": [{
+                "group": {"id": "g1", "display_name": "ops", "external_id": null},
+                "role": "viewer",
+                "resources": ["report:*"],
+                "permissions": ["report:read"],
+                "source": format!("{}:3", dir.path().join("a.toml").display()),
+            }],
+        });
+        assert_eq!(json, expected);
+
+        let back: Access = serde_json::from_value(json).expect("deserialize access");
+        assert_eq!(back, access);
+    }
+
+    #[test]
+    fn access_allows_table() {
+        let (_dir, policy) = load_files(&[("example.toml", EXAMPLE)]);
+        let engineering = policy.resolve(&[group("g1", "grp-001 engineering", None)]);
+        let platform = policy.resolve(&[group("g2", "Platform", Some(PLATFORM_ID))]);
+        let nobody = policy.resolve(&[]);
+
+        let cases = [
+            (&engineering, "asset:write", "asset:rig-7", true),
+            (&engineering, "asset:read", "asset:rig-", true),
+            (&engineering, "asset:write", "asset:desk-1", false),
+            (&engineering, "asset:delete", "asset:rig-7", false),
+            (&engineering, "report:read", "report:weekly", true),
+            (&engineering, "report:read", "report:monthly", false),
+            // Permissions come with the resources of their own grant only.
+            (&engineering, "report:read", "asset:rig-7", false),
+            (&engineering, "asset:write", "report:weekly", false),
+            (&platform, "asset:delete", "anything:at-all", true),
+            (&platform, "asset:purge", "asset:rig-1", false),
+            (&nobody, "asset:read", "asset:rig-1", false),
+        ];
+        for (index, (access, permission, resource, expected)) in cases.into_iter().enumerate() {
+            let allowed = access.allows(permission, resource);
+            assert_eq!(
+                allowed, expected,
+                "case {index}: {permission} on {resource}"
+            );
+        }
+    }
+
+    #[test]
+    fn grants_for_group_and_mapping() {
+        let (_dir, policy) = load_files(&[("example.toml", EXAMPLE)]);
+        let roles = |display_name: &str, external_id: Option<&str>| -> Vec<String> {
+            let grants = policy.grants_for_group(display_name, external_id);
+            grants
+                .iter()
+                .map(|grant| grant.role().to_string())
+                .collect()
+        };
+
+        assert_eq!(roles("Grp-001 Engineering", None), vec!["editor", "viewer"]);
+        assert_eq!(roles("Platform", Some(PLATFORM_ID)), vec!["admin"]);
+        assert_eq!(
+            roles("grp-001 engineering", Some(PLATFORM_ID)),
+            vec!["editor", "viewer", "admin"]
+        );
+        assert!(roles("Sales", Some("x")).is_empty());
+
+        assert!(policy.is_mapped("GRP-001 engineering", None));
+        assert!(policy.is_mapped("renamed", Some(PLATFORM_ID)));
+        assert!(!policy.is_mapped("Sales", None));
+        assert!(!Policy::empty().is_mapped("grp-001 Engineering", None));
+    }
+
+    #[test]
+    fn digest_tracks_content_and_names() {
+        let (_one, first) = load_files(&[("a.toml", EXAMPLE)]);
+        let (_two, same) = load_files(&[("a.toml", EXAMPLE)]);
+        let edited = EXAMPLE.replace("Full access", "All access");
+        let (_three, changed) = load_files(&[("a.toml", &edited)]);
+        let (_four, renamed) = load_files(&[("b.toml", EXAMPLE)]);
+        let (_five, split) = load_files(&[("a.toml", EXAMPLE), ("c.toml", "")]);
+
+        assert_eq!(first.digest(), same.digest());
+        assert_eq!(first.files()[0].digest, same.files()[0].digest);
+        assert_ne!(first.files()[0].digest, changed.files()[0].digest);
+        assert_ne!(first.digest(), changed.digest());
+        assert_ne!(first.digest(), renamed.digest());
+        assert_ne!(first.digest(), split.digest());
+        assert_ne!(first.digest(), Policy::empty().digest());
+    }
+
+    #[test]
+    fn fnv_known_values() {
+        // Reference values of 64-bit FNV-1a.
+        assert_eq!(digest_bytes(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(digest_bytes(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(digest_bytes(b"foobar"), 0x8594_4171_f739_67e8);
+    }
+
+    #[test]
+    fn fingerprint_changes_only_for_affected_groups() {
+        let (_one, before) = load_files(&[("example.toml", EXAMPLE)]);
+
+        // The viewer role gains a permission, and only Engineering has that role.
+        let wider = EXAMPLE.replace(
+            "permissions = [\"asset:read\", \"report:read\"]",
+            "permissions = [\"asset:read\", \"report:read\", \"report:export\"]",
+        );
+        let (_two, after) = load_files(&[("example.toml", &wider)]);
+
+        // Comments, descriptions and moving grants do not change what anyone gets.
+        let reworded = format!(
+            "# moved\n\n{}",
+            EXAMPLE.replace("Platform operators", "Operators of the platform")
+        );
+        let (_three, moved) = load_files(&[("example.toml", &reworded)]);
+
+        let cases: [(&str, Option<&str>, bool, bool); 4] = [
+            ("grp-001 Engineering", None, true, false),
+            ("GRP-001 ENGINEERING", None, true, false),
+            ("Platform", Some(PLATFORM_ID), false, false),
+            ("Sales", None, false, false),
+        ];
+        for (name, external_id, changes, changes_when_moved) in cases {
+            let old = before.group_fingerprint(name, external_id);
+            let new = after.group_fingerprint(name, external_id);
+            let shifted = moved.group_fingerprint(name, external_id);
+            assert_eq!(old != new, changes, "{name}: role change");
+            assert_eq!(old != shifted, changes_when_moved, "{name}: moved grants");
+        }
+    }
+
+    #[test]
+    fn fingerprint_of_unmapped_group() {
+        let (_dir, policy) = load_files(&[("example.toml", EXAMPLE)]);
+        let unmapped = policy.group_fingerprint("Sales", Some("sales-1"));
+        let empty = Policy::empty().group_fingerprint("Sales", Some("sales-1"));
+        let mapped = policy.group_fingerprint("grp-001 Engineering", None);
+        let newly_mapped = Policy::empty().group_fingerprint("grp-001 Engineering", None);
+        assert_eq!(unmapped, empty);
+        assert_ne!(mapped, newly_mapped);
+    }
+
+    #[test]
+    fn fingerprint_tracks_resources() {
+        let (_one, before) = load_files(&[("example.toml", EXAMPLE)]);
+        let narrower = EXAMPLE.replace("[\"asset:rig-*\"]", "[\"asset:rig-1\"]");
+        let (_two, after) = load_files(&[("example.toml", &narrower)]);
+        let old = before.group_fingerprint("grp-001 Engineering", None);
+        let new = after.group_fingerprint("grp-001 Engineering", None);
+        assert_ne!(old, new);
+    }
+
+    #[test]
+    fn empty_policy_gives_nothing() {
+        let policy = Policy::empty();
+        let access = policy.resolve(&[group("g1", "grp-001 Engineering", Some(PLATFORM_ID))]);
+        assert_eq!(access, Access::default());
+        assert_eq!(policy.roles().count(), 0);
+        assert!(policy.grants().is_empty());
+        assert!(policy.files().is_empty());
+    }
 }

@@ -9,7 +9,7 @@ use std::fmt;
 #[serde(try_from = "String", into = "String")]
 pub struct ResourcePattern(String);
 
-/// Why a string is not a valid resource pattern.
+/// The reason a string is not a valid resource pattern.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PatternError {
@@ -42,9 +42,10 @@ impl ResourcePattern {
 
     /// Reports whether `resource` matches the whole pattern.
     ///
-    /// Runs in time linear in the pattern times the resource at worst, with no
-    /// backtracking: the literal pieces between stars are found left to right,
-    /// and the leftmost match of each piece is always a safe choice.
+    /// Takes time at most proportional to the number of stars times the
+    /// resource length, without backtracking, because the literal pieces
+    /// between stars are found left to right and the leftmost match of each
+    /// piece is always a safe choice.
     pub fn matches(&self, resource: &str) -> bool {
         let mut pieces = self.0.split('*');
         let first = pieces.next().unwrap_or_default();

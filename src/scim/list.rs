@@ -154,7 +154,9 @@ pub fn run(store: &Store, kinds: &[ResourceKind], query: &ListQuery, base_url: &
     let txn = store.read()?;
     if let Some(filter) = &query.filter {
         for kind in kinds {
-            filter::validate(filter, *kind)?;
+            // `validate` works on the parsed tree, which keeps no offsets, so its message
+            // names the attribute and operator instead of a position.
+            filter::validate(filter, *kind).map_err(|error| ScimError::invalid_filter(error.message))?;
         }
     }
     let skip = query.start_index - 1;

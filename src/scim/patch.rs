@@ -17,7 +17,7 @@ pub const MAX_OPERATIONS: usize = 1000;
 
 /// The members of one Group, read and changed through the store's staged (uncommitted) state.
 pub trait MemberSet {
-    /// Whether `id` is currently a member.
+    /// Returns whether `id` is currently a member.
     fn contains(&mut self, id: &str) -> Result<bool, ScimError>;
     /// Adds a member; the store rejects an id that is neither a user nor a group (400
     /// invalidValue naming the id). Adding an existing member is a no-op.
@@ -26,7 +26,7 @@ pub trait MemberSet {
     fn remove(&mut self, id: &str) -> Result<bool, ScimError>;
     /// Removes every member.
     fn clear(&mut self) -> Result<(), ScimError>;
-    /// Every member as a JSON object `{"value", "type", "$ref"?}` (used only for member filters
+    /// Lists every member as a JSON object `{"value", "type", "$ref"?}` (used only for member filters
     /// other than `value eq`).
     fn list(&mut self) -> Result<Vec<Value>, ScimError>;
 }
@@ -56,7 +56,9 @@ pub fn parse_patch(body: Value) -> Result<Vec<PatchOp>, ScimError> {
         ));
     };
     let Some(operations) = get_ignore_case(&body, "Operations") else {
-        return Err(ScimError::invalid_syntax("the PATCH body has no 'Operations' array"));
+        return Err(ScimError::invalid_syntax(
+            "the PATCH body has no 'Operations' array",
+        ));
     };
     let Value::Array(operations) = operations else {
         return Err(ScimError::invalid_syntax("'Operations' must be an array"));
@@ -82,24 +84,24 @@ pub fn parse_patch(body: Value) -> Result<Vec<PatchOp>, ScimError> {
 
 fn parse_operation(operation: &Value) -> Result<PatchOp, ScimError> {
     let Value::Object(operation) = operation else {
-        return Err(ScimError::invalid_syntax("an operation must be a JSON object"));
+        return Err(ScimError::invalid_syntax(
+            "an operation must be a JSON object",
+        ));
     };
     let kind = parse_kind(get_ignore_case(operation, "op"))?;
     let path = parse_path(get_ignore_case(operation, "path"))?;
     let value = get_ignore_case(operation, "value").cloned();
 
     match (kind, &path, &value) {
-        (PatchOpKind::Remove, None, _) => Err(ScimError::no_target(
-            "a remove operation needs a 'path'",
-        )),
+        (PatchOpKind::Remove, None, _) => {
+            Err(ScimError::no_target("a remove operation needs a 'path'"))
+        }
         (PatchOpKind::Add | PatchOpKind::Replace, _, None) => Err(ScimError::invalid_value(
             "add and replace operations need a 'value'",
         )),
-        (PatchOpKind::Add | PatchOpKind::Replace, None, Some(value)) if !value.is_object() => {
-            Err(ScimError::invalid_value(
-                "without a 'path', 'value' must be an object of attributes",
-            ))
-        }
+        (PatchOpKind::Add | PatchOpKind::Replace, None, Some(value)) if !value.is_object() => Err(
+            ScimError::invalid_value("without a 'path', 'value' must be an object of attributes"),
+        ),
         _ => Ok(PatchOp { kind, path, value }),
     }
 }
@@ -175,12 +177,14 @@ pub fn apply_patch(
     let original = doc.clone();
     let mut patcher = Patcher { kind, doc, members };
     for (index, op) in ops.iter().enumerate() {
-        patcher.apply(op).map_err(|error| in_operation(error, index))?;
+        patcher
+            .apply(op)
+            .map_err(|error| in_operation(error, index))?;
     }
     resource::revalidate(kind, &original, doc)
 }
 
-/// Where a path points.
+/// The target that a path resolves to.
 enum Target {
     /// An attribute in the document.
     Slot(Slot),
@@ -229,7 +233,11 @@ impl Patcher<'_> {
     /// RFC 7644 section 3.5.2.1 and 3.5.2.3 without `path`: each key of the value object is an
     /// attribute path (plain, dotted such as `name.givenName`, or URN-qualified) or an extension
     /// URN, applied as if it were the operation's path.
-    fn apply_without_path(&mut self, op: PatchOpKind, value: Option<&Value>) -> Result<(), ScimError> {
+    fn apply_without_path(
+        &mut self,
+        op: PatchOpKind,
+        value: Option<&Value>,
+    ) -> Result<(), ScimError> {
         let Some(Value::Object(entries)) = value else {
             return Err(ScimError::invalid_value(
                 "without a 'path', 'value' must be an object of attributes",
@@ -269,7 +277,11 @@ impl Patcher<'_> {
     ) -> Result<(), ScimError> {
         let (attr, filter, sub) = match path {
             PatchPath::Attr(attr) => (attr, None, attr.sub_attr.as_deref()),
-            PatchPath::Filtered { path, filter, sub_attr } => {
+            PatchPath::Filtered {
+                path,
+                filter,
+                sub_attr,
+            } => {
                 if path.sub_attr.is_some() {
                     return Err(ScimError::invalid_path(
                         "a value filter must follow a top-level attribute",
@@ -304,6 +316,10 @@ impl Patcher<'_> {
 
     fn resolve(&self, attr: &AttrPath) -> Target {
         let Some(urn) = &attr.urn else {
+            // The path parser returns a whole extension URN as a name without URN.
+            if let Some(extension) = resource::find_extension(self.kind, &attr.name) {
+                return Target::Container(extension.id.to_string(), Some(extension));
+            }
             return self.resolve_core(&attr.name);
         };
         if urn.eq_ignore_ascii_case(schema::core_schema(self.kind).id) {
@@ -323,7 +339,11 @@ impl Patcher<'_> {
         }
         let container = existing_key(self.doc, urn);
         let name = self.existing_name(Some(&container), &attr.name);
-        Target::Slot(Slot { container: Some(container), name, def: None })
+        Target::Slot(Slot {
+            container: Some(container),
+            name,
+            def: None,
+        })
     }
 
     fn resolve_core(&self, name: &str) -> Target {
@@ -334,11 +354,17 @@ impl Patcher<'_> {
             return Target::ReadOnly("schemas".to_string());
         }
         match schema::find_attr(self.kind, None, name) {
-            Some(def) if self.kind == ResourceKind::Group && def.name == "members" => Target::Members,
+            Some(def) if self.kind == ResourceKind::Group && def.name == "members" => {
+                Target::Members
+            }
             Some(def) => classify(None, def),
             None => {
                 let name = self.existing_name(None, name);
-                Target::Slot(Slot { container: None, name, def: None })
+                Target::Slot(Slot {
+                    container: None,
+                    name,
+                    def: None,
+                })
             }
         }
     }
@@ -349,12 +375,16 @@ impl Patcher<'_> {
             Some(def) => classify(container, def),
             None => {
                 let name = self.existing_name(container.as_deref(), name);
-                Target::Slot(Slot { container, name, def: None })
+                Target::Slot(Slot {
+                    container,
+                    name,
+                    def: None,
+                })
             }
         }
     }
 
-    /// The stored spelling of an attribute the schema does not know, matched ignoring case, or
+    /// Returns the stored spelling of an attribute the schema does not know, matched ignoring case, or
     /// `name` when it is not stored yet.
     fn existing_name(&self, container: Option<&str>, name: &str) -> String {
         match container_ref(self.doc, container) {
@@ -375,7 +405,12 @@ impl Patcher<'_> {
         ))
     }
 
-    fn apply_plain(&mut self, op: PatchOpKind, slot: &Slot, value: Option<&Value>) -> Result<(), ScimError> {
+    fn apply_plain(
+        &mut self,
+        op: PatchOpKind,
+        slot: &Slot,
+        value: Option<&Value>,
+    ) -> Result<(), ScimError> {
         if op == PatchOpKind::Remove {
             return self.remove_plain(slot, value);
         }
@@ -442,7 +477,7 @@ impl Patcher<'_> {
         self.set(slot, merged)
     }
 
-    /// A path with a sub-attribute and no filter: `name.givenName` on a single complex
+    /// Applies a path with a sub-attribute and no filter: `name.givenName` on a single complex
     /// attribute, or `emails.value` on every element of a multi-valued one.
     fn apply_sub(
         &mut self,
@@ -482,21 +517,28 @@ impl Patcher<'_> {
         }
     }
 
-    fn update_every_element(&mut self, slot: &Slot, sub: &str, new: Option<Value>) -> Result<(), ScimError> {
+    fn update_every_element(
+        &mut self,
+        slot: &Slot,
+        sub: &str,
+        new: Option<Value>,
+    ) -> Result<(), ScimError> {
         let mut items = match self.take(slot) {
             Some(Value::Array(items)) => items,
             _ => Vec::new(),
         };
         match &new {
             Some(new) if items.is_empty() => items.push(object_with(sub, new.clone())),
-            _ => items.iter_mut().for_each(|item| set_sub(item, sub, new.clone())),
+            _ => items
+                .iter_mut()
+                .for_each(|item| set_sub(item, sub, new.clone())),
         }
         self.set(slot, Value::Array(items))?;
         self.prune(slot);
         Ok(())
     }
 
-    /// A value-filter path such as `emails[type eq "work"]` or `emails[type eq "work"].value`.
+    /// Applies a value-filter path such as `emails[type eq "work"]` or `emails[type eq "work"].value`.
     fn apply_filtered(
         &mut self,
         op: PatchOpKind,
@@ -525,7 +567,12 @@ impl Patcher<'_> {
             })
             .collect();
 
-        let update = FilteredUpdate { def, label: slot.label(), filter, sub };
+        let update = FilteredUpdate {
+            def,
+            label: slot.label(),
+            filter,
+            sub,
+        };
         match op {
             PatchOpKind::Remove => update.remove(&mut items, &matched)?,
             _ => update.write(op, &mut items, &matched, value)?,
@@ -582,12 +629,17 @@ impl Patcher<'_> {
     }
 
     fn remove_members(&mut self, ids: &[String]) -> Result<(), ScimError> {
-        ids.iter().try_for_each(|id| self.members.remove(id).map(drop))
+        ids.iter()
+            .try_for_each(|id| self.members.remove(id).map(drop))
     }
 
     /// Member ids a filter selects. `value eq "id"` (or several joined by `or`) needs no member
     /// list, so a one-member change costs the same in a group of any size.
-    fn matching_members(&mut self, attr: &AttrPath, filter: &Filter) -> Result<Vec<String>, ScimError> {
+    fn matching_members(
+        &mut self,
+        attr: &AttrPath,
+        filter: &Filter,
+    ) -> Result<Vec<String>, ScimError> {
         if let Some(ids) = value_eq_ids(filter) {
             return Ok(ids);
         }
@@ -601,8 +653,8 @@ impl Patcher<'_> {
         Ok(ids)
     }
 
-    /// Applies an operation to a whole extension object: remove, or clear with an unassigned
-    /// value, drops it; add and replace apply each of its keys as an attribute path.
+    /// Applies an operation to a whole extension object. Remove, or an unassigned value, drops
+    /// the object. Add and replace apply each key of the value as an attribute path.
     fn apply_container(
         &mut self,
         op: PatchOpKind,
@@ -626,7 +678,11 @@ impl Patcher<'_> {
                 None => (name.clone(), None),
             };
             let urn = extension.map_or(key, |extension| extension.id);
-            let path = AttrPath { urn: Some(urn.to_string()), name, sub_attr };
+            let path = AttrPath {
+                urn: Some(urn.to_string()),
+                name,
+                sub_attr,
+            };
             self.apply_path(op, &PatchPath::Attr(path), Some(value))?;
         }
         Ok(())
@@ -660,7 +716,7 @@ impl Patcher<'_> {
                 }
                 entry
                     .as_object_mut()
-                    .ok_or_else(|| ScimError::internal("extension object is not an object"))?
+                    .ok_or_else(|| ScimError::internal("extension entry is not a JSON object"))?
             }
             None => &mut *self.doc,
         };
@@ -676,7 +732,10 @@ impl Patcher<'_> {
 
     /// Drops an attribute left unassigned, and its extension object when that is left empty.
     fn prune(&mut self, slot: &Slot) {
-        if self.get_mut(slot).is_some_and(|value| resource::is_unassigned(value)) {
+        if self
+            .get_mut(slot)
+            .is_some_and(|value| resource::is_unassigned(value))
+        {
             self.take(slot);
         }
         if let Some(key) = &slot.container {
@@ -699,14 +758,17 @@ fn classify(container: Option<String>, def: &'static AttrDef) -> Target {
     }
 }
 
-fn container_ref<'a>(doc: &'a Map<String, Value>, container: Option<&str>) -> Option<&'a Map<String, Value>> {
+fn container_ref<'a>(
+    doc: &'a Map<String, Value>,
+    container: Option<&str>,
+) -> Option<&'a Map<String, Value>> {
     match container {
         Some(key) => doc.get(key)?.as_object(),
         None => Some(doc),
     }
 }
 
-/// The key of `map` equal to `name` ignoring case, or `name` itself.
+/// Returns the key of `map` equal to `name` ignoring case, or `name` itself.
 fn existing_key(map: &Map<String, Value>, name: &str) -> String {
     if map.contains_key(name) {
         return name.to_string();
@@ -719,9 +781,15 @@ fn existing_key(map: &Map<String, Value>, name: &str) -> String {
 
 /// Normalizes an add or replace value; `None` means the value clears the attribute, as
 /// Entra ID sends `""` and `null` to clear.
-fn normalize(def: Option<&'static AttrDef>, value: Option<&Value>, label: &str) -> Result<Option<Value>, ScimError> {
+fn normalize(
+    def: Option<&'static AttrDef>,
+    value: Option<&Value>,
+    label: &str,
+) -> Result<Option<Value>, ScimError> {
     let Some(value) = value else {
-        return Err(ScimError::invalid_value(format!("no value given for '{label}'")));
+        return Err(ScimError::invalid_value(format!(
+            "no value given for '{label}'"
+        )));
     };
     match def {
         Some(def) => resource::normalize_attribute(def, value.clone(), label),
@@ -730,7 +798,7 @@ fn normalize(def: Option<&'static AttrDef>, value: Option<&Value>, label: &str) 
     }
 }
 
-/// The canonical name and definition of a sub-attribute of `slot`; readOnly sub-attributes
+/// Returns the canonical name and definition of a sub-attribute of `slot`; readOnly sub-attributes
 /// cannot be written.
 fn resolve_sub(slot: &Slot, sub: &str) -> Result<(String, Option<&'static AttrDef>), ScimError> {
     let sub_def = slot.def.and_then(|def| schema::find_sub_attr(def, sub));
@@ -740,7 +808,11 @@ fn resolve_sub(slot: &Slot, sub: &str) -> Result<(String, Option<&'static AttrDe
                 "attribute '{}.{}' is {} and cannot be changed",
                 slot.label(),
                 def.name,
-                if def.mutability == Mutability::ReadOnly { "readOnly" } else { "writeOnly" }
+                if def.mutability == Mutability::ReadOnly {
+                    "readOnly"
+                } else {
+                    "writeOnly"
+                }
             )))
         }
         Some(def) => Ok((def.name.to_string(), Some(def))),
@@ -749,8 +821,8 @@ fn resolve_sub(slot: &Slot, sub: &str) -> Result<(String, Option<&'static AttrDe
 }
 
 /// Adds one element to a multi-valued attribute. An element with the same `value` and `type`
-/// as an existing one is merged into it, so a repeated add creates no duplicate; a new
-/// primary element takes `primary` from the others (RFC 7643 section 2.4).
+/// as an existing one is merged into it, so a repeated add creates no duplicate. A new primary
+/// element takes `primary` from the others (RFC 7643 section 2.4).
 fn add_element(items: &mut Vec<Value>, element: Value) {
     if resource::is_primary(&element) {
         items.iter_mut().for_each(clear_primary);
@@ -781,7 +853,7 @@ fn clear_primary(item: &mut Value) {
     }
 }
 
-/// Whether `item` has every sub-attribute value of `removal` (or equals it, for simple values).
+/// Returns whether `item` has every sub-attribute value of `removal` (or equals it, for simple values).
 fn contains_all(item: &Value, removal: &Value) -> bool {
     match (item, removal) {
         (Value::Object(item), Value::Object(removal)) => removal
@@ -877,11 +949,17 @@ impl FilteredUpdate<'_> {
         Ok(())
     }
 
-    /// The normalized value to write and the canonical sub-attribute it goes to, if any.
-    fn new_value(&self, value: Option<&Value>) -> Result<(Option<String>, Option<Value>), ScimError> {
+    /// Returns the normalized value to write and the canonical sub-attribute it goes to, if any.
+    fn new_value(
+        &self,
+        value: Option<&Value>,
+    ) -> Result<(Option<String>, Option<Value>), ScimError> {
         let Some(sub) = self.sub else {
             let value = value.cloned().unwrap_or(Value::Null);
-            return Ok((None, resource::normalize_single(self.def, value, &self.label)?));
+            return Ok((
+                None,
+                resource::normalize_single(self.def, value, &self.label)?,
+            ));
         };
         let (sub_name, sub_def) = self.sub_def(sub)?;
         let label = format!("{}.{sub_name}", self.label);
@@ -890,7 +968,11 @@ impl FilteredUpdate<'_> {
     }
 
     fn sub_def(&self, sub: &str) -> Result<(String, Option<&'static AttrDef>), ScimError> {
-        let slot = Slot { container: None, name: self.label.clone(), def: Some(self.def) };
+        let slot = Slot {
+            container: None,
+            name: self.label.clone(),
+            def: Some(self.def),
+        };
         resolve_sub(&slot, sub)
     }
 
@@ -940,7 +1022,7 @@ fn keep_primary_in(items: &mut [Value], updated: &[usize]) {
     }
 }
 
-/// The `(sub-attribute, value)` pairs of a filter made only of `eq` comparisons joined by
+/// Returns the `(sub-attribute, value)` pairs of a filter made only of `eq` comparisons joined by
 /// `and`, as in `[type eq "work" and primary eq true]`; `None` for any other filter.
 fn equality_conditions(filter: &Filter) -> Option<Vec<(String, Value)>> {
     let mut conditions = Vec::new();
@@ -951,7 +1033,11 @@ fn equality_conditions(filter: &Filter) -> Option<Vec<(String, Value)>> {
                 pending.push(right);
                 pending.push(left);
             }
-            Filter::Compare { path, op: CompareOp::Eq, value } if is_plain(path) => {
+            Filter::Compare {
+                path,
+                op: CompareOp::Eq,
+                value,
+            } if is_plain(path) => {
                 conditions.push((path.name.clone(), value.clone()));
             }
             _ => return None,
@@ -960,7 +1046,7 @@ fn equality_conditions(filter: &Filter) -> Option<Vec<(String, Value)>> {
     Some(conditions)
 }
 
-/// The ids of a member filter made only of `value eq "id"` comparisons joined by `or`.
+/// Returns the ids of a member filter made only of `value eq "id"` comparisons joined by `or`.
 fn value_eq_ids(filter: &Filter) -> Option<Vec<String>> {
     let mut ids = Vec::new();
     let mut pending = vec![filter];
@@ -970,9 +1056,11 @@ fn value_eq_ids(filter: &Filter) -> Option<Vec<String>> {
                 pending.push(right);
                 pending.push(left);
             }
-            Filter::Compare { path, op: CompareOp::Eq, value: Value::String(id) }
-                if is_plain(path) && path.name.eq_ignore_ascii_case("value") =>
-            {
+            Filter::Compare {
+                path,
+                op: CompareOp::Eq,
+                value: Value::String(id),
+            } if is_plain(path) && path.name.eq_ignore_ascii_case("value") => {
                 ids.push(id.clone());
             }
             _ => return None,
@@ -983,4 +1071,923 @@ fn value_eq_ids(filter: &Filter) -> Option<Vec<String>> {
 
 fn is_plain(path: &AttrPath) -> bool {
     path.urn.is_none() && path.sub_attr.is_none()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    use super::super::error::ScimType;
+    use super::*;
+
+    const ENTERPRISE: &str = schema::ENTERPRISE_USER_SCHEMA;
+
+    /// Members in memory; ids starting with `unknown` are neither users nor groups.
+    #[derive(Debug, Default, Clone)]
+    struct Members(BTreeSet<String>);
+
+    impl Members {
+        fn of(ids: &[&str]) -> Members {
+            Members(ids.iter().map(|id| id.to_string()).collect())
+        }
+
+        fn ids(&self) -> Vec<&str> {
+            self.0.iter().map(String::as_str).collect()
+        }
+    }
+
+    impl MemberSet for Members {
+        fn contains(&mut self, id: &str) -> Result<bool, ScimError> {
+            Ok(self.0.contains(id))
+        }
+
+        fn add(&mut self, id: &str) -> Result<(), ScimError> {
+            if id.starts_with("unknown") {
+                return Err(ScimError::invalid_value(format!(
+                    "no user or group has id '{id}'"
+                )));
+            }
+            self.0.insert(id.to_string());
+            Ok(())
+        }
+
+        fn remove(&mut self, id: &str) -> Result<bool, ScimError> {
+            Ok(self.0.remove(id))
+        }
+
+        fn clear(&mut self) -> Result<(), ScimError> {
+            self.0.clear();
+            Ok(())
+        }
+
+        fn list(&mut self) -> Result<Vec<Value>, ScimError> {
+            let type_of = |id: &str| if id.starts_with('g') { "Group" } else { "User" };
+            Ok(self
+                .0
+                .iter()
+                .map(|id| json!({"value": id, "type": type_of(id)}))
+                .collect())
+        }
+    }
+
+    fn object(value: Value) -> Map<String, Value> {
+        match value {
+            Value::Object(map) => map,
+            other => panic!("not an object: {other}"),
+        }
+    }
+
+    fn user() -> Map<String, Value> {
+        object(json!({
+            "schemas": [schema::USER_SCHEMA],
+            "id": "u1",
+            "userName": "ada",
+            "title": "Surveyor",
+            "nickName": "Ada",
+            "active": true,
+            "name": {"givenName": "Ada", "familyName": "Lovelace"},
+            "emails": [{"value": "ada@example.org", "type": "work", "primary": true}],
+            "meta": {"resourceType": "User"},
+        }))
+    }
+
+    fn group() -> Map<String, Value> {
+        object(json!({
+            "schemas": [schema::GROUP_SCHEMA],
+            "id": "g1",
+            "displayName": "Ops",
+            "meta": {"resourceType": "Group"},
+        }))
+    }
+
+    fn body(operations: Value) -> Value {
+        json!({"schemas": [PATCH_OP_SCHEMA], "Operations": operations})
+    }
+
+    /// Parses and applies `operations` to a copy of `doc`, as the store does.
+    fn patch(
+        kind: ResourceKind,
+        doc: &Map<String, Value>,
+        members: &mut Members,
+        operations: Value,
+    ) -> Result<Map<String, Value>, ScimError> {
+        let ops = parse_patch(body(operations))?;
+        let mut copy = doc.clone();
+        apply_patch(kind, &mut copy, &ops, members)?;
+        Ok(copy)
+    }
+
+    fn patch_user(operations: Value) -> Result<Map<String, Value>, ScimError> {
+        patch(
+            ResourceKind::User,
+            &user(),
+            &mut Members::default(),
+            operations,
+        )
+    }
+
+    fn patch_group(
+        members: &mut Members,
+        operations: Value,
+    ) -> Result<Map<String, Value>, ScimError> {
+        patch(ResourceKind::Group, &group(), members, operations)
+    }
+
+    fn assert_error(
+        result: Result<Map<String, Value>, ScimError>,
+        scim_type: ScimType,
+        mentions: &str,
+    ) {
+        let error = result.expect_err("the request should be rejected");
+        assert_eq!(error.status, 400);
+        assert_eq!(error.scim_type, Some(scim_type), "detail: {}", error.detail);
+        assert!(error.detail.contains(mentions), "detail: {}", error.detail);
+    }
+
+    #[test]
+    fn add_sets_simple_attribute() {
+        let doc =
+            patch_user(json!([{"op": "add", "path": "displayName", "value": "Ada L."}])).unwrap();
+        assert_eq!(doc["displayName"], "Ada L.");
+    }
+
+    #[test]
+    fn entra_add_replaces_single_valued() {
+        let doc = patch_user(json!([
+            {"op": "Add", "path": "title", "value": "Senior Surveyor"},
+            {"op": "Add", "path": "nickName", "value": "Sully"},
+        ]))
+        .unwrap();
+        assert_eq!(doc["title"], "Senior Surveyor");
+        assert_eq!(doc["nickName"], "Sully");
+    }
+
+    #[test]
+    fn add_multi_valued_is_set_union() {
+        let doc = patch_user(json!([
+            {"op": "add", "path": "emails", "value": [{"value": "ada@example.org", "type": "work"}]},
+            {"op": "add", "path": "emails", "value": [{"value": "home@example.org", "type": "home"}]},
+            {"op": "add", "path": "emails", "value": {"value": "home@example.org", "type": "home"}},
+        ]))
+        .unwrap();
+        let expected = json!([
+            {"value": "ada@example.org", "type": "work", "primary": true},
+            {"value": "home@example.org", "type": "home"},
+        ]);
+        assert_eq!(doc["emails"], expected);
+    }
+
+    #[test]
+    fn add_primary_element_clears_other_primary() {
+        let doc = patch_user(json!([{"op": "add", "path": "emails",
+            "value": [{"value": "home@example.org", "type": "home", "primary": true}]}]))
+        .unwrap();
+        let expected = json!([
+            {"value": "ada@example.org", "type": "work"},
+            {"value": "home@example.org", "type": "home", "primary": true},
+        ]);
+        assert_eq!(doc["emails"], expected);
+    }
+
+    #[test]
+    fn replace_absent_attribute_adds_it() {
+        let doc =
+            patch_user(json!([{"op": "replace", "path": "locale", "value": "en-GB"}])).unwrap();
+        assert_eq!(doc["locale"], "en-GB");
+    }
+
+    #[test]
+    fn replace_multi_valued_replaces_list() {
+        let value = json!([{"value": "new@example.org", "type": "home"}]);
+        let doc = patch_user(json!([{"op": "replace", "path": "emails", "value": value}])).unwrap();
+        assert_eq!(doc["emails"], value);
+    }
+
+    #[test]
+    fn replace_complex_keeps_other_sub_attributes() {
+        let doc = patch_user(
+            json!([{"op": "replace", "path": "name", "value": {"givenName": "Augusta"}}]),
+        )
+        .unwrap();
+        assert_eq!(
+            doc["name"],
+            json!({"givenName": "Augusta", "familyName": "Lovelace"})
+        );
+    }
+
+    #[test]
+    fn remove_simple_attribute() {
+        let doc = patch_user(json!([
+            {"op": "remove", "path": "title"},
+            {"op": "remove", "path": "timezone"},
+        ]))
+        .unwrap();
+        assert!(!doc.contains_key("title"));
+        assert!(!doc.contains_key("timezone"));
+    }
+
+    #[test]
+    fn remove_multi_valued_without_filter_clears() {
+        let doc = patch_user(json!([{"op": "remove", "path": "emails"}])).unwrap();
+        assert!(!doc.contains_key("emails"));
+    }
+
+    #[test]
+    fn remove_multi_valued_by_value_list() {
+        let doc = patch_user(json!([
+            {"op": "add", "path": "emails", "value": [{"value": "b@example.org"}]},
+            {"op": "remove", "path": "emails", "value": [{"value": "ada@example.org"}]},
+        ]))
+        .unwrap();
+        assert_eq!(doc["emails"], json!([{"value": "b@example.org"}]));
+    }
+
+    #[test]
+    fn entra_remove_members_by_value_list() {
+        let mut members = Members::of(&["u1", "u2", "u3"]);
+        patch_group(
+            &mut members,
+            json!([{"op": "Remove", "path": "members",
+            "value": [{"$ref": null, "value": "u1"}, {"value": "u3"}]}]),
+        )
+        .unwrap();
+        assert_eq!(members.ids(), ["u2"]);
+    }
+
+    #[test]
+    fn remove_members_without_value_clears() {
+        let mut members = Members::of(&["u1", "u2"]);
+        patch_group(&mut members, json!([{"op": "remove", "path": "members"}])).unwrap();
+        assert!(members.ids().is_empty());
+    }
+
+    #[test]
+    fn remove_member_by_value_filter() {
+        let mut members = Members::of(&["u1", "u2"]);
+        patch_group(
+            &mut members,
+            json!([
+                {"op": "remove", "path": "members[value eq \"u1\"]"},
+                {"op": "remove", "path": "members[value eq \"u9\"]"},
+            ]),
+        )
+        .unwrap();
+        assert_eq!(members.ids(), ["u2"]);
+    }
+
+    #[test]
+    fn remove_members_by_other_filter() {
+        let mut members = Members::of(&["g2", "u1", "u2"]);
+        patch_group(
+            &mut members,
+            json!([{"op": "remove", "path": "members[type eq \"User\"]"}]),
+        )
+        .unwrap();
+        assert_eq!(members.ids(), ["g2"]);
+    }
+
+    #[test]
+    fn okta_filtered_remove_and_add_in_one_request() {
+        let mut members = Members::of(&["u1", "u2"]);
+        patch_group(&mut members, json!([
+            {"op": "remove", "path": "members[value eq \"u1\"]"},
+            {"op": "add", "path": "members", "value": [{"value": "u3", "display": "cy@example.org"}]},
+        ]))
+        .unwrap();
+        assert_eq!(members.ids(), ["u2", "u3"]);
+    }
+
+    #[test]
+    fn okta_replace_whole_member_list() {
+        let mut members = Members::of(&["u1", "u2"]);
+        patch_group(
+            &mut members,
+            json!([{"op": "replace", "path": "members",
+            "value": [{"value": "u2", "display": "bo"}, {"value": "u3", "display": "cy"}]}]),
+        )
+        .unwrap();
+        assert_eq!(members.ids(), ["u2", "u3"]);
+    }
+
+    #[test]
+    fn repeated_member_add_is_noop() {
+        let mut members = Members::of(&["u1"]);
+        let doc = patch_group(
+            &mut members,
+            json!([
+                {"op": "add", "path": "members", "value": [{"value": "u1"}, {"value": "u1"}]},
+            ]),
+        )
+        .unwrap();
+        assert_eq!(members.ids(), ["u1"]);
+        assert!(!doc.contains_key("members"));
+    }
+
+    #[test]
+    fn entra_member_add_with_null_ref() {
+        let mut members = Members::default();
+        patch_group(
+            &mut members,
+            json!([{"op": "Add", "path": "members",
+            "value": [{"$ref": null, "value": "u1", "type": "User"}]}]),
+        )
+        .unwrap();
+        assert_eq!(members.ids(), ["u1"]);
+    }
+
+    #[test]
+    fn member_add_accepts_bare_id() {
+        let mut members = Members::default();
+        patch_group(
+            &mut members,
+            json!([{"op": "add", "path": "members", "value": ["u1", "u2"]}]),
+        )
+        .unwrap();
+        assert_eq!(members.ids(), ["u1", "u2"]);
+    }
+
+    #[test]
+    fn member_without_value_rejected() {
+        let mut members = Members::default();
+        let result = patch_group(
+            &mut members,
+            json!([{"op": "add", "path": "members", "value": [{"display": "x"}]}]),
+        );
+        assert_error(result, ScimType::InvalidValue, "members");
+    }
+
+    #[test]
+    fn unknown_member_id_rejected() {
+        let mut members = Members::default();
+        let result = patch_group(
+            &mut members,
+            json!([{"op": "add", "path": "members",
+            "value": [{"value": "u1"}, {"value": "unknown-1"}]}]),
+        );
+        assert_error(result, ScimType::InvalidValue, "unknown-1");
+    }
+
+    #[test]
+    fn path_less_members_add() {
+        let mut members = Members::default();
+        patch_group(
+            &mut members,
+            json!([{"op": "add", "value": {"members": [{"value": "u1"}]}}]),
+        )
+        .unwrap();
+        assert_eq!(members.ids(), ["u1"]);
+    }
+
+    #[test]
+    fn filtered_replace_updates_sub_attribute() {
+        let doc = patch_user(
+            json!([{"op": "replace", "path": "emails[type eq \"work\"].value",
+            "value": "juno@example.org"}]),
+        )
+        .unwrap();
+        assert_eq!(
+            doc["emails"],
+            json!([{"value": "juno@example.org", "type": "work", "primary": true}])
+        );
+    }
+
+    #[test]
+    fn entra_add_filtered_email_creates_element() {
+        let mut doc = user();
+        doc.remove("emails");
+        for op in ["Add", "Replace"] {
+            let operations = json!([{"op": op, "path": "emails[type eq \"work\"].value",
+                "value": "mira@example.com"}]);
+            let patched = patch(
+                ResourceKind::User,
+                &doc,
+                &mut Members::default(),
+                operations,
+            )
+            .unwrap();
+            assert_eq!(
+                patched["emails"],
+                json!([{"type": "work", "value": "mira@example.com"}]),
+                "op {op}"
+            );
+        }
+    }
+
+    #[test]
+    fn filtered_add_creates_from_and_conditions() {
+        let doc = patch_user(json!([{"op": "add",
+            "path": "emails[type eq \"home\" and primary eq true].value", "value": "h@example.org"}]))
+        .unwrap();
+        let expected = json!([
+            {"value": "ada@example.org", "type": "work"},
+            {"type": "home", "primary": true, "value": "h@example.org"},
+        ]);
+        assert_eq!(doc["emails"], expected);
+    }
+
+    #[test]
+    fn filtered_replace_without_match_is_no_target() {
+        let result = patch_user(
+            json!([{"op": "replace", "path": "emails[value co \"nobody\"].type",
+            "value": "home"}]),
+        );
+        assert_error(result, ScimType::NoTarget, "emails");
+    }
+
+    #[test]
+    fn filtered_remove_removes_matching_elements() {
+        let doc = patch_user(json!([
+            {"op": "add", "path": "emails", "value": [{"value": "h@example.org", "type": "home"}]},
+            {"op": "remove", "path": "emails[type eq \"work\"]"},
+            {"op": "remove", "path": "emails[type eq \"other\"]"},
+        ]))
+        .unwrap();
+        assert_eq!(
+            doc["emails"],
+            json!([{"value": "h@example.org", "type": "home"}])
+        );
+    }
+
+    #[test]
+    fn filtered_remove_of_sub_attribute() {
+        let doc = patch_user(json!([{"op": "remove", "path": "emails[type eq \"work\"].primary"}]))
+            .unwrap();
+        assert_eq!(
+            doc["emails"],
+            json!([{"value": "ada@example.org", "type": "work"}])
+        );
+    }
+
+    #[test]
+    fn filter_on_single_valued_rejected() {
+        let result = patch_user(json!([{"op": "remove", "path": "name[givenName eq \"Ada\"]"}]));
+        assert_error(result, ScimType::InvalidPath, "name");
+    }
+
+    #[test]
+    fn sub_attribute_path_creates_parent() {
+        let mut doc = user();
+        doc.remove("name");
+        let operations = json!([{"op": "replace", "path": "name.GivenName", "value": "Ada"}]);
+        let patched = patch(
+            ResourceKind::User,
+            &doc,
+            &mut Members::default(),
+            operations,
+        )
+        .unwrap();
+        assert_eq!(patched["name"], json!({"givenName": "Ada"}));
+    }
+
+    #[test]
+    fn sub_attribute_remove_drops_empty_parent() {
+        let doc = patch_user(json!([
+            {"op": "remove", "path": "name.givenName"},
+            {"op": "remove", "path": "name.familyName"},
+        ]))
+        .unwrap();
+        assert!(!doc.contains_key("name"));
+    }
+
+    #[test]
+    fn extension_path_creates_extension() {
+        let doc = patch_user(json!([
+            {"op": "add", "path": format!("{ENTERPRISE}:department"), "value": "Research"},
+            {"op": "add", "path": format!("{ENTERPRISE}:manager.value"), "value": "boss"},
+        ]))
+        .unwrap();
+        assert_eq!(
+            doc[ENTERPRISE],
+            json!({"department": "Research", "manager": {"value": "boss"}})
+        );
+        assert_eq!(doc["schemas"], json!([schema::USER_SCHEMA, ENTERPRISE]));
+    }
+
+    #[test]
+    fn empty_extension_leaves_schemas() {
+        let mut doc = user();
+        doc.insert(ENTERPRISE.to_string(), json!({"department": "Research"}));
+        doc.insert(
+            "schemas".to_string(),
+            json!([schema::USER_SCHEMA, ENTERPRISE]),
+        );
+        let operations = json!([{"op": "remove", "path": format!("{ENTERPRISE}:department")}]);
+        let patched = patch(
+            ResourceKind::User,
+            &doc,
+            &mut Members::default(),
+            operations,
+        )
+        .unwrap();
+        assert!(!patched.contains_key(ENTERPRISE));
+        assert_eq!(patched["schemas"], json!([schema::USER_SCHEMA]));
+    }
+
+    #[test]
+    fn remove_whole_extension_by_urn() {
+        let mut doc = user();
+        doc.insert(ENTERPRISE.to_string(), json!({"department": "Research"}));
+        let operations = json!([{"op": "remove", "path": ENTERPRISE}]);
+        let patched = patch(
+            ResourceKind::User,
+            &doc,
+            &mut Members::default(),
+            operations,
+        )
+        .unwrap();
+        assert!(!patched.contains_key(ENTERPRISE));
+    }
+
+    #[test]
+    fn okta_path_less_replace_active() {
+        let doc = patch_user(json!([{"op": "replace", "value": {"active": false}}])).unwrap();
+        assert_eq!(doc["active"], false);
+    }
+
+    #[test]
+    fn entra_path_less_dotted_and_urn_keys() {
+        let doc = patch_user(json!([{"op": "replace", "value": {
+            "displayName": "Juno Q. Fixture",
+            "name.givenName": "Junia",
+            "NAME.familyName": "Fixture-Lane",
+            format!("{ENTERPRISE}:employeeNumber"): "E-40417",
+        }}]))
+        .unwrap();
+        assert_eq!(doc["displayName"], "Juno Q. Fixture");
+        assert_eq!(
+            doc["name"],
+            json!({"givenName": "Junia", "familyName": "Fixture-Lane"})
+        );
+        assert_eq!(doc[ENTERPRISE], json!({"employeeNumber": "E-40417"}));
+        assert!(!doc.contains_key("name.givenName"));
+        assert_eq!(doc["schemas"], json!([schema::USER_SCHEMA, ENTERPRISE]));
+    }
+
+    #[test]
+    fn path_less_extension_object() {
+        let doc = patch_user(json!([{"op": "add", "value": {
+            ENTERPRISE: {"Department": "Research", "manager": {"value": "boss"}},
+        }}]))
+        .unwrap();
+        assert_eq!(
+            doc[ENTERPRISE],
+            json!({"department": "Research", "manager": {"value": "boss"}})
+        );
+    }
+
+    #[test]
+    fn path_less_custom_extension_kept() {
+        let custom = "urn:ietf:params:scim:schemas:extension:CustomExtension:2.0:User";
+        let doc = patch_user(json!([{"op": "add", "value": {custom: {"badge": "42"}}}])).unwrap();
+        assert_eq!(doc[custom], json!({"badge": "42"}));
+        assert_eq!(doc["schemas"], json!([schema::USER_SCHEMA, custom]));
+    }
+
+    #[test]
+    fn entra_string_booleans() {
+        for (sent, stored) in [("False", false), ("TRUE", true), ("false", false)] {
+            let doc =
+                patch_user(json!([{"op": "Replace", "path": "active", "value": sent}])).unwrap();
+            assert_eq!(doc["active"], json!(stored), "sent {sent}");
+        }
+    }
+
+    #[test]
+    fn entra_manager_bare_string() {
+        let path = format!("{ENTERPRISE}:manager");
+        let with_path = patch_user(json!([{"op": "add", "path": path, "value": "boss"}])).unwrap();
+        let without_path =
+            patch_user(json!([{"op": "replace", "value": {path.clone(): "boss"}}])).unwrap();
+        assert_eq!(with_path[ENTERPRISE], json!({"manager": {"value": "boss"}}));
+        assert_eq!(
+            without_path[ENTERPRISE],
+            json!({"manager": {"value": "boss"}})
+        );
+    }
+
+    #[test]
+    fn entra_clears_with_empty_and_null() {
+        let mut doc = user();
+        doc.insert(ENTERPRISE.to_string(), json!({"department": "Research"}));
+        let operations = json!([
+            {"op": "replace", "path": "title", "value": ""},
+            {"op": "replace", "path": format!("{ENTERPRISE}:department"), "value": null},
+            {"op": "replace", "path": "nickName", "value": null},
+            {"op": "add", "path": "name.givenName", "value": ""},
+        ]);
+        let patched = patch(
+            ResourceKind::User,
+            &doc,
+            &mut Members::default(),
+            operations,
+        )
+        .unwrap();
+        for key in ["title", "nickName", ENTERPRISE] {
+            assert!(!patched.contains_key(key), "{key} should be cleared");
+        }
+        assert_eq!(patched["name"], json!({"familyName": "Lovelace"}));
+    }
+
+    #[test]
+    fn operations_key_in_any_case() {
+        let ops = parse_patch(json!({"schemas": [PATCH_OP_SCHEMA],
+            "operations": [{"op": "replace", "path": "title", "value": "Surveyor"}]}))
+        .unwrap();
+        assert_eq!(ops.len(), 1);
+        assert_eq!(ops[0].kind, PatchOpKind::Replace);
+    }
+
+    #[test]
+    fn entra_capitalised_op_names() {
+        let ops = parse_patch(body(json!([
+            {"op": "Add", "path": "title", "value": "a"},
+            {"op": "REPLACE", "path": "title", "value": "b"},
+            {"op": "Remove", "path": "title"},
+        ])))
+        .unwrap();
+        let kinds: Vec<PatchOpKind> = ops.iter().map(|op| op.kind).collect();
+        assert_eq!(
+            kinds,
+            [PatchOpKind::Add, PatchOpKind::Replace, PatchOpKind::Remove]
+        );
+    }
+
+    #[test]
+    fn missing_schemas_tolerated() {
+        let ops = parse_patch(json!({"Operations": [{"op": "remove", "path": "title"}]})).unwrap();
+        assert_eq!(ops.len(), 1);
+    }
+
+    #[test]
+    fn okta_replace_with_own_id() {
+        let mut members = Members::default();
+        let doc = patch_group(
+            &mut members,
+            json!([{"op": "replace",
+            "value": {"id": "g1", "displayName": "Ops Renamed"}}]),
+        )
+        .unwrap();
+        assert_eq!(doc["displayName"], "Ops Renamed");
+        assert_eq!(doc["id"], "g1");
+    }
+
+    #[test]
+    fn replace_with_other_id_rejected() {
+        let mut members = Members::default();
+        let result = patch_group(
+            &mut members,
+            json!([{"op": "replace", "value": {"id": "g2"}}]),
+        );
+        assert_error(result, ScimType::Mutability, "id");
+    }
+
+    #[test]
+    fn read_only_attribute_rejected() {
+        let result =
+            patch_user(json!([{"op": "add", "path": "groups", "value": [{"value": "g1"}]}]));
+        assert_error(result, ScimType::Mutability, "groups");
+    }
+
+    #[test]
+    fn group_display_name_and_external_id_replace() {
+        let mut members = Members::default();
+        let doc = patch_group(
+            &mut members,
+            json!([
+                {"op": "replace", "path": "displayName", "value": "Berth Schedulers"},
+                {"op": "replace", "path": "externalId", "value": "ext-9"},
+            ]),
+        )
+        .unwrap();
+        assert_eq!(doc["displayName"], "Berth Schedulers");
+        assert_eq!(doc["externalId"], "ext-9");
+    }
+
+    #[test]
+    fn wrong_type_rejected() {
+        let result = patch_user(json!([{"op": "replace", "path": "active", "value": "yes"}]));
+        assert_error(result, ScimType::InvalidValue, "active");
+    }
+
+    #[test]
+    fn removing_required_attribute_rejected() {
+        let result = patch_user(json!([{"op": "remove", "path": "userName"}]));
+        assert_error(result, ScimType::InvalidValue, "userName");
+    }
+
+    #[test]
+    fn second_primary_by_filter_rejected() {
+        let result = patch_user(json!([
+            {"op": "add", "path": "emails", "value": [{"value": "b@example.org", "type": "home"}]},
+            {"op": "replace", "path": "emails[type eq \"home\"].primary", "value": true},
+            {"op": "replace", "path": "emails[type eq \"work\"].primary", "value": true},
+            {"op": "add", "path": "emails[value ew \"example.org\"].primary", "value": true},
+        ]));
+        assert_error(result, ScimType::InvalidValue, "primary");
+    }
+
+    #[test]
+    fn atomic_when_later_operation_fails() {
+        let stored = group();
+        let mut members = Members::of(&["u1"]);
+        let mut staged_doc = stored.clone();
+        let mut staged_members = members.clone();
+        let ops = parse_patch(body(json!([
+            {"op": "replace", "path": "displayName", "value": "Renamed"},
+            {"op": "add", "path": "members", "value": [{"value": "u2"}]},
+            {"op": "replace", "path": "displayName", "value": 42},
+        ])))
+        .unwrap();
+        let error = apply_patch(
+            ResourceKind::Group,
+            &mut staged_doc,
+            &ops,
+            &mut staged_members,
+        )
+        .unwrap_err();
+        assert_eq!(error.scim_type, Some(ScimType::InvalidValue));
+        assert!(
+            error.detail.starts_with("operation 3:"),
+            "detail: {}",
+            error.detail
+        );
+        assert_eq!(stored, group());
+        assert_eq!(members.ids(), ["u1"]);
+        assert!(members.contains("u1").unwrap());
+    }
+
+    #[test]
+    fn parse_rejects_bad_bodies() {
+        let cases = [
+            (json!([]), ScimType::InvalidSyntax, "JSON object"),
+            (
+                json!({"schemas": [PATCH_OP_SCHEMA]}),
+                ScimType::InvalidSyntax,
+                "Operations",
+            ),
+            (body(json!([])), ScimType::InvalidSyntax, "at least one"),
+            (body(json!({"op": "add"})), ScimType::InvalidSyntax, "array"),
+            (
+                body(json!([{"op": "merge", "path": "title"}])),
+                ScimType::InvalidSyntax,
+                "merge",
+            ),
+            (
+                body(json!([{"path": "title"}])),
+                ScimType::InvalidSyntax,
+                "op",
+            ),
+            (body(json!([{"op": "remove"}])), ScimType::NoTarget, "path"),
+            (
+                body(json!([{"op": "add", "path": "title"}])),
+                ScimType::InvalidValue,
+                "value",
+            ),
+            (
+                body(json!([{"op": "add", "value": "x"}])),
+                ScimType::InvalidValue,
+                "object",
+            ),
+            (
+                body(json!([{"op": "add", "path": "emails[type eq", "value": "x"}])),
+                ScimType::InvalidPath,
+                "position",
+            ),
+            (
+                body(json!([{"op": "add", "path": 5, "value": "x"}])),
+                ScimType::InvalidPath,
+                "string",
+            ),
+        ];
+        for (request, scim_type, mentions) in cases {
+            let error = parse_patch(request.clone()).expect_err("the body should be rejected");
+            assert_eq!(
+                error.scim_type,
+                Some(scim_type),
+                "body {request}: {}",
+                error.detail
+            );
+            assert!(
+                error.detail.contains(mentions),
+                "body {request}: {}",
+                error.detail
+            );
+        }
+    }
+
+    #[test]
+    fn parse_limits_operation_count() {
+        let operation = json!({"op": "remove", "path": "title"});
+        let operations = Value::Array(vec![operation; MAX_OPERATIONS + 1]);
+        let error = parse_patch(body(operations)).unwrap_err();
+        assert_eq!(error.scim_type, Some(ScimType::InvalidValue));
+        assert!(error.detail.contains("too many operations"));
+    }
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            "[a-zA-Z0-9 .:\\[\\]\"$]{0,12}".prop_map(Value::String),
+            prop::sample::select(vec!["True", "", "u1", "work", ENTERPRISE]).prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::vec((json_key(), inner), 0..4)
+                    .prop_map(|entries| Value::Object(entries.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn json_key() -> impl Strategy<Value = String> {
+        let known = vec![
+            "value",
+            "type",
+            "primary",
+            "active",
+            "title",
+            "emails",
+            "name.givenName",
+            "members",
+            "id",
+            "userName",
+            "displayName",
+            "manager",
+            "op",
+            "path",
+            "Operations",
+        ];
+        prop_oneof![
+            prop::sample::select(known).prop_map(str::to_string),
+            "[a-zA-Z:.]{1,8}",
+            Just(format!("{ENTERPRISE}:department")),
+            Just(ENTERPRISE.to_string()),
+        ]
+    }
+
+    fn operation() -> impl Strategy<Value = Value> {
+        let ops = prop::sample::select(vec!["add", "Remove", "REPLACE", "copy"]);
+        let paths = prop::sample::select(vec![
+            "title",
+            "active",
+            "emails",
+            "emails[type eq \"work\"].value",
+            "emails[value co \"a\"]",
+            "name.givenName",
+            "members",
+            "members[value eq \"u1\"]",
+            "members[type eq \"User\"]",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User",
+            "id",
+            "groups",
+            "urn:x:y:z",
+            "x509Certificates.value",
+            "",
+        ]);
+        (ops, prop::option::of(paths), prop::option::of(json_value())).prop_map(
+            |(op, path, value)| {
+                let mut operation = json!({"op": op});
+                if let Some(path) = path {
+                    operation["path"] = Value::from(path);
+                }
+                if let Some(value) = value {
+                    operation["value"] = value;
+                }
+                operation
+            },
+        )
+    }
+
+    fn apply_any(kind: ResourceKind, request: Value) {
+        let Ok(ops) = parse_patch(request) else {
+            return;
+        };
+        let mut doc = if kind == ResourceKind::User {
+            user()
+        } else {
+            group()
+        };
+        let mut members = Members::of(&["u1", "g2"]);
+        let _ = apply_patch(kind, &mut doc, &ops, &mut members);
+    }
+
+    proptest! {
+        #[test]
+        fn patch_never_panics_on_arbitrary_json(request in json_value()) {
+            apply_any(ResourceKind::User, request.clone());
+            apply_any(ResourceKind::Group, request);
+        }
+
+        #[test]
+        fn patch_never_panics_on_arbitrary_operations(operations in prop::collection::vec(operation(), 1..5)) {
+            apply_any(ResourceKind::User, body(Value::Array(operations.clone())));
+            apply_any(ResourceKind::Group, body(Value::Array(operations)));
+        }
+    }
 }

@@ -1,7 +1,7 @@
 //! Incoming resource bodies (normalization, validation, PUT replacement) and outgoing projection
 //! (RFC 7643 sections 2 and 7, RFC 7644 sections 3.3, 3.5.1 and 3.9).
 //!
-//! A stored document holds `schemas`, `id`, `externalId`, core attributes under their canonical
+//! A stored document contains `schemas`, `id`, `externalId`, core attributes under their canonical
 //! names, each extension's attributes in an object under the extension URN, attributes the
 //! server does not model exactly as sent, and `meta`. Group members are not part of it.
 
@@ -97,7 +97,7 @@ fn assemble(doc: Map<String, Value>, id: Option<Value>, meta: Option<Value>) -> 
     out
 }
 
-/// What a top-level key of a body names.
+/// The classification of a top-level key of a body.
 enum KeyClass {
     /// `schemas`, `id` and `meta`, which the server sets itself.
     Managed,
@@ -165,12 +165,13 @@ pub fn split_qualified(kind: ResourceKind, key: &str) -> Option<(&'static Schema
     None
 }
 
-/// Whether `key` starts with `urn:` in any case.
+/// Returns whether `key` starts with `urn:` in any case.
 pub fn has_urn_prefix(key: &str) -> bool {
-    key.get(..4).is_some_and(|prefix| prefix.eq_ignore_ascii_case("urn:"))
+    key.get(..4)
+        .is_some_and(|prefix| prefix.eq_ignore_ascii_case("urn:"))
 }
 
-/// Whether `value` is unassigned in the sense of RFC 7643 section 2.5: null, an empty string,
+/// Returns whether `value` is unassigned in the sense of RFC 7643 section 2.5: null, an empty string,
 /// an empty array or an empty object.
 pub fn is_unassigned(value: &Value) -> bool {
     match value {
@@ -288,8 +289,8 @@ fn merge_extension(
     Ok(())
 }
 
-/// Stores a normalized attribute value; readOnly and writeOnly attributes are dropped, because
-/// the server ignores the first (RFC 7644 section 3.5.1) and never stores the second.
+/// Stores a normalized attribute value. readOnly attributes are dropped because a server
+/// ignores them in a request (RFC 7644 section 3.5.1), and writeOnly ones are never stored.
 fn put_attribute(
     target: &mut Map<String, Value>,
     def: &'static AttrDef,
@@ -370,7 +371,11 @@ pub fn normalize_attribute(
     }
 }
 
-fn normalize_multi(def: &'static AttrDef, value: Value, label: &str) -> Result<Option<Value>, ScimError> {
+fn normalize_multi(
+    def: &'static AttrDef,
+    value: Value,
+    label: &str,
+) -> Result<Option<Value>, ScimError> {
     let items = match value {
         Value::Array(items) => items,
         other => vec![other],
@@ -402,7 +407,11 @@ pub fn normalize_single(
     }
 }
 
-fn normalize_complex(def: &'static AttrDef, value: Value, label: &str) -> Result<Option<Value>, ScimError> {
+fn normalize_complex(
+    def: &'static AttrDef,
+    value: Value,
+    label: &str,
+) -> Result<Option<Value>, ScimError> {
     let entries = match value {
         Value::Object(entries) => entries,
         // Entra sends the enterprise `manager` as a bare id; a string stands for `value`.
@@ -463,7 +472,7 @@ fn type_error(label: &str, expected: AttrType, value: &Value) -> ScimError {
     ))
 }
 
-/// The data type names of RFC 7643 section 2.3.
+/// Returns the data type name of RFC 7643 section 2.3.
 fn type_name(ty: AttrType) -> &'static str {
     match ty {
         AttrType::String => "string",
@@ -488,7 +497,7 @@ fn json_type(value: &Value) -> &'static str {
     }
 }
 
-/// Whether an element of a multi-valued attribute has `primary: true`.
+/// Returns whether an element of a multi-valued attribute has `primary: true`.
 pub fn is_primary(element: &Value) -> bool {
     element.get("primary") == Some(&Value::Bool(true))
 }
@@ -610,7 +619,11 @@ impl Projection {
         if returned == Returned::Request {
             return None;
         }
-        if self.excluded.iter().any(|s| s.sub.is_none() && s.targets(kind, container, name)) {
+        if self
+            .excluded
+            .iter()
+            .any(|s| s.sub.is_none() && s.targets(kind, container, name))
+        {
             return None;
         }
         let excluded_subs = pick(&self.excluded, kind, container, name, value, false);
@@ -639,7 +652,10 @@ fn pick(
     if keep && named.iter().any(|selector| selector.sub.is_none()) {
         return Some(value.clone());
     }
-    let subs: Vec<&str> = named.iter().filter_map(|selector| selector.sub.as_deref()).collect();
+    let subs: Vec<&str> = named
+        .iter()
+        .filter_map(|selector| selector.sub.as_deref())
+        .collect();
     if subs.is_empty() {
         return None;
     }
@@ -673,7 +689,7 @@ fn filter_object(map: &Map<String, Value>, subs: &[&str], keep: bool) -> Option<
 }
 
 impl Selector {
-    /// Whether this selector names attribute `name` of `container` (`None` for the core schema).
+    /// Returns whether this selector names attribute `name` of `container` (`None` for the core schema).
     fn targets(&self, kind: ResourceKind, container: Option<&str>, name: &str) -> bool {
         if !self.name.eq_ignore_ascii_case(name) {
             return false;
@@ -686,7 +702,7 @@ impl Selector {
         }
     }
 
-    /// Whether this selector names a whole extension object, as in
+    /// Returns whether this selector names a whole extension object, as in
     /// `attributes=urn:ietf:params:scim:schemas:extension:enterprise:2.0:User`.
     fn targets_container(&self, container: &str) -> bool {
         let Some(urn) = &self.urn else {
@@ -728,7 +744,10 @@ fn parse_selector(text: &str, parameter: &str) -> Result<Selector, ScimError> {
     };
 
     let urn_valid = urn.is_none_or(|urn| {
-        has_urn_prefix(urn) && urn.chars().all(|c| c.is_ascii_alphanumeric() || ":.-_".contains(c))
+        has_urn_prefix(urn)
+            && urn
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || ":.-_".contains(c))
     });
     if !urn_valid || !is_attribute_name(name) || !sub.is_none_or(is_attribute_name) {
         return Err(ScimError::invalid_value(format!(
@@ -745,7 +764,9 @@ fn parse_selector(text: &str, parameter: &str) -> Result<Selector, ScimError> {
 /// ATTRNAME of RFC 7644 section 3.10, also allowing a leading `$` for `$ref`.
 fn is_attribute_name(name: &str) -> bool {
     let mut chars = name.chars();
-    let first_valid = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '$');
+    let first_valid = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '$');
     first_valid && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
@@ -806,15 +827,22 @@ fn project_container(
     (!out.is_empty()).then_some(Value::Object(out))
 }
 
-fn drop_never(kind: ResourceKind, extension: Option<&SchemaDef>, entries: &Map<String, Value>) -> Value {
+fn drop_never(
+    kind: ResourceKind,
+    extension: Option<&SchemaDef>,
+    entries: &Map<String, Value>,
+) -> Value {
     let kept = entries.iter().filter(|(name, _)| {
         let def = extension.and_then(|extension| schema::find_attr(kind, Some(extension.id), name));
         def.is_none_or(|def| def.returned != Returned::Never)
     });
-    Value::Object(kept.map(|(name, value)| (name.clone(), value.clone())).collect())
+    Value::Object(
+        kept.map(|(name, value)| (name.clone(), value.clone()))
+            .collect(),
+    )
 }
 
-/// Whether a Group response under `projection` includes `members`, so the store can skip
+/// Returns whether a Group response under `projection` includes `members`, so the store can skip
 /// loading them.
 pub fn wants_members(projection: &Projection) -> bool {
     if !projection.attributes.is_empty() {
@@ -824,4 +852,407 @@ pub fn wants_members(projection: &Projection) -> bool {
         .excluded
         .iter()
         .any(|selector| selector.names_members() && selector.sub.is_none())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::super::error::ScimType;
+    use super::*;
+
+    const ENTERPRISE: &str = schema::ENTERPRISE_USER_SCHEMA;
+
+    fn create_user(body: Value) -> Result<Map<String, Value>, ScimError> {
+        parse_create(ResourceKind::User, body).map(|incoming| incoming.doc)
+    }
+
+    fn assert_invalid_value(result: Result<Map<String, Value>, ScimError>, mentions: &str) {
+        let error = result.expect_err("the body should be rejected");
+        assert_eq!(error.status, 400);
+        assert_eq!(error.scim_type, Some(ScimType::InvalidValue));
+        assert!(error.detail.contains(mentions), "detail: {}", error.detail);
+    }
+
+    #[test]
+    fn create_canonicalizes_attribute_names() {
+        let doc = create_user(json!({
+            "USERNAME": "ada",
+            "Name": {"GIVENNAME": "Ada", "familyname": "Lovelace"},
+            "emails": [{"VALUE": "ada@example.org", "Type": "work"}],
+        }))
+        .unwrap();
+        assert_eq!(doc["userName"], "ada");
+        assert_eq!(
+            doc["name"],
+            json!({"givenName": "Ada", "familyName": "Lovelace"})
+        );
+        assert_eq!(
+            doc["emails"],
+            json!([{"value": "ada@example.org", "type": "work"}])
+        );
+        assert_eq!(doc["schemas"], json!([schema::USER_SCHEMA]));
+    }
+
+    #[test]
+    fn create_folds_urn_qualified_extension_keys() {
+        let doc = create_user(json!({
+            "userName": "ada",
+            format!("{ENTERPRISE}:department"): "Research",
+            ENTERPRISE: {"EmployeeNumber": "7"},
+        }))
+        .unwrap();
+        assert_eq!(
+            doc[ENTERPRISE],
+            json!({"department": "Research", "employeeNumber": "7"})
+        );
+        assert_eq!(doc["schemas"], json!([schema::USER_SCHEMA, ENTERPRISE]));
+    }
+
+    #[test]
+    fn create_drops_read_only_and_password() {
+        let doc = create_user(json!({
+            "userName": "ada",
+            "id": "chosen-by-client",
+            "meta": {"resourceType": "User"},
+            "groups": [{"value": "g1"}],
+            "password": "secret",
+        }))
+        .unwrap();
+        for key in ["id", "meta", "groups", "password"] {
+            assert!(!doc.contains_key(key), "{key} should be dropped");
+        }
+    }
+
+    #[test]
+    fn entra_group_marker_schema_dropped() {
+        let body = json!({
+            "schemas": [
+                schema::GROUP_SCHEMA,
+                "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"
+            ],
+            "displayName": "Lantern Keepers",
+            "externalId": "5b4c",
+            "meta": {"resourceType": "Group"},
+        });
+        let incoming = parse_create(ResourceKind::Group, body).unwrap();
+        assert_eq!(incoming.doc["schemas"], json!([schema::GROUP_SCHEMA]));
+        assert_eq!(incoming.doc["externalId"], "5b4c");
+        assert_eq!(incoming.members, None);
+    }
+
+    #[test]
+    fn entra_custom_extension_kept() {
+        let custom = "urn:ietf:params:scim:schemas:extension:CustomExtension:2.0:User";
+        let doc = create_user(json!({
+            "schemas": [schema::USER_SCHEMA, custom],
+            "userName": "ada",
+            custom: {"badge": "42"},
+        }))
+        .unwrap();
+        assert_eq!(doc[custom], json!({"badge": "42"}));
+        assert_eq!(doc["schemas"], json!([schema::USER_SCHEMA, custom]));
+    }
+
+    #[test]
+    fn entra_string_booleans_on_create() {
+        for (sent, stored) in [
+            ("True", true),
+            ("false", false),
+            ("TRUE", true),
+            ("False", false),
+        ] {
+            let doc = create_user(json!({"userName": "ada", "active": sent})).unwrap();
+            assert_eq!(doc["active"], json!(stored), "sent {sent}");
+        }
+    }
+
+    #[test]
+    fn entra_manager_bare_string_on_create() {
+        let doc =
+            create_user(json!({"userName": "ada", ENTERPRISE: {"manager": "boss-id"}})).unwrap();
+        assert_eq!(doc[ENTERPRISE]["manager"], json!({"value": "boss-id"}));
+    }
+
+    #[test]
+    fn create_wraps_single_value_of_multi_valued() {
+        let doc =
+            create_user(json!({"userName": "ada", "emails": {"value": "a@example.org"}})).unwrap();
+        assert_eq!(doc["emails"], json!([{"value": "a@example.org"}]));
+    }
+
+    #[test]
+    fn create_drops_empty_and_null() {
+        let doc = create_user(json!({
+            "userName": "ada",
+            "title": "",
+            "nickName": null,
+            "name": {"givenName": ""},
+            "emails": [],
+            ENTERPRISE: {"department": null},
+        }))
+        .unwrap();
+        for key in ["title", "nickName", "name", "emails", ENTERPRISE] {
+            assert!(!doc.contains_key(key), "{key} should be unassigned");
+        }
+        assert_eq!(doc["schemas"], json!([schema::USER_SCHEMA]));
+    }
+
+    #[test]
+    fn create_keeps_unknown_attributes() {
+        let doc = create_user(json!({"userName": "ada", "CostCode": {"x": [1, 2]}})).unwrap();
+        assert_eq!(doc["CostCode"], json!({"x": [1, 2]}));
+    }
+
+    #[test]
+    fn create_requires_user_name() {
+        assert_invalid_value(create_user(json!({"displayName": "Ada"})), "userName");
+        assert_invalid_value(create_user(json!({"userName": ""})), "userName");
+    }
+
+    #[test]
+    fn create_requires_group_display_name() {
+        let result = parse_create(ResourceKind::Group, json!({"members": []}));
+        assert_invalid_value(result.map(|incoming| incoming.doc), "displayName");
+    }
+
+    #[test]
+    fn create_rejects_wrong_types() {
+        let cases = [
+            (json!({"userName": 5}), "expected string"),
+            (
+                json!({"userName": "ada", "active": "yes"}),
+                "expected boolean",
+            ),
+            (
+                json!({"userName": "ada", "name": "Ada"}),
+                "expected complex",
+            ),
+            (
+                json!({"userName": "ada", "emails": [{"primary": 1}]}),
+                "expected boolean",
+            ),
+            (
+                json!({"userName": "ada", ENTERPRISE: "Research"}),
+                "expected complex",
+            ),
+            (
+                json!({"userName": "ada", "photos": [{"value": true}]}),
+                "expected reference",
+            ),
+        ];
+        for (body, expected) in cases {
+            assert_invalid_value(create_user(body), expected);
+        }
+    }
+
+    #[test]
+    fn create_rejects_two_primaries() {
+        let body = json!({"userName": "ada", "emails": [
+            {"value": "a@example.org", "primary": true},
+            {"value": "b@example.org", "primary": "True"},
+        ]});
+        assert_invalid_value(create_user(body), "primary");
+    }
+
+    #[test]
+    fn create_rejects_non_object_body() {
+        let error = parse_create(ResourceKind::User, json!([1])).unwrap_err();
+        assert_eq!(error.scim_type, Some(ScimType::InvalidSyntax));
+    }
+
+    #[test]
+    fn create_collects_member_ids() {
+        let body = json!({"displayName": "Ops", "members": [
+            {"value": "u1", "display": null, "$ref": null},
+            {"value": "u2", "display": "Bo"},
+            {"value": "u1"},
+        ]});
+        let incoming = parse_create(ResourceKind::Group, body).unwrap();
+        assert_eq!(
+            incoming.members,
+            Some(vec!["u1".to_string(), "u2".to_string()])
+        );
+        assert!(!incoming.doc.contains_key("members"));
+    }
+
+    #[test]
+    fn create_rejects_member_without_value() {
+        for members in [
+            json!([{"display": "Bo"}]),
+            json!([{"value": ""}]),
+            json!([{"value": 7}]),
+        ] {
+            let body = json!({"displayName": "Ops", "members": members});
+            let result = parse_create(ResourceKind::Group, body);
+            assert_invalid_value(result.map(|incoming| incoming.doc), "members");
+        }
+    }
+
+    #[test]
+    fn replace_clears_omitted_and_keeps_id_and_meta() {
+        let existing = json!({
+            "schemas": [schema::USER_SCHEMA, ENTERPRISE],
+            "id": "u1",
+            "userName": "ada",
+            "title": "Engineer",
+            ENTERPRISE: {"department": "Research"},
+            "meta": {"resourceType": "User", "version": "W/\"1\""},
+        });
+        let existing = existing.as_object().unwrap();
+        let body = json!({"id": "other", "userName": "ada2", "meta": {"version": "x"}});
+        let incoming = parse_replace(ResourceKind::User, existing, body).unwrap();
+        let expected = json!({
+            "schemas": [schema::USER_SCHEMA],
+            "id": "u1",
+            "userName": "ada2",
+            "meta": {"resourceType": "User", "version": "W/\"1\""},
+        });
+        assert_eq!(Value::Object(incoming.doc), expected);
+    }
+
+    #[test]
+    fn okta_put_group_replaces_members() {
+        let existing = json!({"schemas": [schema::GROUP_SCHEMA], "id": "g1", "displayName": "Ops"});
+        let body = json!({
+            "schemas": [schema::GROUP_SCHEMA],
+            "id": "g1",
+            "displayName": "Berth Schedulers",
+            "members": [{"value": "u2", "display": null}, {"value": "u3", "display": null}],
+        });
+        let incoming =
+            parse_replace(ResourceKind::Group, existing.as_object().unwrap(), body).unwrap();
+        assert_eq!(
+            incoming.members,
+            Some(vec!["u2".to_string(), "u3".to_string()])
+        );
+        assert_eq!(incoming.doc["displayName"], "Berth Schedulers");
+    }
+
+    fn sample_user() -> Value {
+        json!({
+            "schemas": [schema::USER_SCHEMA, ENTERPRISE],
+            "id": "u1",
+            "userName": "ada",
+            "name": {"givenName": "Ada", "familyName": "Lovelace"},
+            "emails": [{"value": "a@example.org", "type": "work"}],
+            "password": "should never be returned",
+            ENTERPRISE: {"department": "Research", "employeeNumber": "7"},
+            "meta": {"resourceType": "User"},
+        })
+    }
+
+    fn projected(attributes: Option<&str>, excluded: Option<&str>) -> Value {
+        let projection = Projection::parse(attributes, excluded).unwrap();
+        project(ResourceKind::User, &sample_user(), &projection)
+    }
+
+    #[test]
+    fn project_without_parameters_drops_never() {
+        let mut expected = sample_user();
+        expected.as_object_mut().unwrap().remove("password");
+        assert_eq!(projected(None, None), expected);
+    }
+
+    #[test]
+    fn project_attributes_keeps_named_and_always() {
+        let out = projected(Some("UserName,name.givenName,emails.value"), None);
+        let expected = json!({
+            "schemas": [schema::USER_SCHEMA, ENTERPRISE],
+            "id": "u1",
+            "userName": "ada",
+            "name": {"givenName": "Ada"},
+            "emails": [{"value": "a@example.org"}],
+            "meta": {"resourceType": "User"},
+        });
+        assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn project_urn_qualified_attribute() {
+        let out = projected(Some(&format!("{ENTERPRISE}:department")), None);
+        assert_eq!(out[ENTERPRISE], json!({"department": "Research"}));
+        assert!(out.get("userName").is_none());
+    }
+
+    #[test]
+    fn project_whole_extension() {
+        let out = projected(Some(ENTERPRISE), None);
+        assert_eq!(
+            out[ENTERPRISE],
+            json!({"department": "Research", "employeeNumber": "7"})
+        );
+    }
+
+    #[test]
+    fn project_excluded_drops_empty_extension() {
+        let excluded =
+            format!("{ENTERPRISE}:department,{ENTERPRISE}:employeeNumber,name.familyName");
+        let out = projected(None, Some(&excluded));
+        assert!(out.get(ENTERPRISE).is_none());
+        assert_eq!(out["name"], json!({"givenName": "Ada"}));
+        assert_eq!(out["userName"], "ada");
+    }
+
+    #[test]
+    fn project_never_returns_password() {
+        let out = projected(Some("password,id"), None);
+        assert!(out.get("password").is_none());
+        assert_eq!(out["id"], "u1");
+    }
+
+    #[test]
+    fn project_excluded_members() {
+        let group = json!({
+            "schemas": [schema::GROUP_SCHEMA],
+            "id": "g1",
+            "displayName": "Ops",
+            "members": [{"value": "u1"}],
+        });
+        let projection = Projection::parse(None, Some("members")).unwrap();
+        let out = project(ResourceKind::Group, &group, &projection);
+        assert!(out.get("members").is_none());
+        assert_eq!(out["displayName"], "Ops");
+    }
+
+    #[test]
+    fn projection_rejects_invalid_paths() {
+        for text in [
+            "name..givenName",
+            "1abc",
+            "name.",
+            "urn:x:",
+            "na me",
+            "foo:bar",
+        ] {
+            let error = Projection::parse(Some(text), None).unwrap_err();
+            assert_eq!(error.scim_type, Some(ScimType::InvalidValue), "path {text}");
+        }
+    }
+
+    #[test]
+    fn wants_members_follows_projection() {
+        let cases = [
+            (None, None, true),
+            (Some("displayName"), None, false),
+            (Some("displayName,Members"), None, true),
+            (Some("members.value"), None, true),
+            (
+                Some("urn:ietf:params:scim:schemas:core:2.0:Group:members"),
+                None,
+                true,
+            ),
+            (None, Some("members"), false),
+            (None, Some("displayName"), true),
+            (None, Some("members.display"), true),
+        ];
+        for (attributes, excluded, expected) in cases {
+            let projection = Projection::parse(attributes, excluded).unwrap();
+            assert_eq!(
+                wants_members(&projection),
+                expected,
+                "{attributes:?} {excluded:?}"
+            );
+        }
+    }
 }

@@ -73,7 +73,8 @@ pub struct SchemaDef {
 
 pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
-pub const ENTERPRISE_USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+pub const ENTERPRISE_USER_SCHEMA: &str =
+    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 
 /// The two resource types this server provides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -83,7 +84,7 @@ pub enum ResourceKind {
 }
 
 impl ResourceKind {
-    /// The resource type name of RFC 7643 section 6 (`User`, `Group`).
+    /// Returns the resource type name of RFC 7643 section 6 (`User`, `Group`).
     pub fn name(self) -> &'static str {
         match self {
             ResourceKind::User => "User",
@@ -91,7 +92,7 @@ impl ResourceKind {
         }
     }
 
-    /// The endpoint relative to the base URL (`/Users`, `/Groups`).
+    /// Returns the endpoint relative to the base URL (`/Users`, `/Groups`).
     pub fn endpoint(self) -> &'static str {
         match self {
             ResourceKind::User => "/Users",
@@ -107,8 +108,8 @@ const SERVICE_PROVIDER_CONFIG_SCHEMA: &str =
 const LIST_RESPONSE_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
 
 impl AttrDef {
-    /// A single-valued, optional, case-insensitive, readWrite attribute returned by default and
-    /// without uniqueness: the defaults of RFC 7643 section 2.2.
+    /// Creates a single-valued, optional, case-insensitive, readWrite attribute returned by
+    /// default and without uniqueness: the defaults of RFC 7643 section 2.2.
     const fn new(name: &'static str, ty: AttrType, description: &'static str) -> AttrDef {
         AttrDef {
             name,
@@ -170,7 +171,11 @@ impl AttrDef {
         self
     }
 
-    const fn complex(name: &'static str, description: &'static str, sub: &'static [AttrDef]) -> AttrDef {
+    const fn complex(
+        name: &'static str,
+        description: &'static str,
+        sub: &'static [AttrDef],
+    ) -> AttrDef {
         let mut attr = AttrDef::new(name, AttrType::Complex, description);
         attr.sub_attributes = sub;
         attr
@@ -179,13 +184,19 @@ impl AttrDef {
 
 /// Attributes that every resource carries (RFC 7643 section 3.1).
 pub static COMMON_ATTRIBUTES: &[AttrDef] = &[
-    AttrDef::string("id", "Identifier that the service provider assigns to the resource.")
-        .case_exact()
-        .mutability(ReadOnly)
-        .returned(Returned::Always)
-        .uniqueness(Uniqueness::Server),
-    AttrDef::string("externalId", "Identifier of the resource in the provisioning client.")
-        .case_exact(),
+    AttrDef::string(
+        "id",
+        "Identifier that the service provider assigns to the resource.",
+    )
+    .case_exact()
+    .mutability(ReadOnly)
+    .returned(Returned::Always)
+    .uniqueness(Uniqueness::Server),
+    AttrDef::string(
+        "externalId",
+        "Identifier of the resource in the provisioning client.",
+    )
+    .case_exact(),
     AttrDef::complex("meta", "Resource metadata.", META_SUB).mutability(ReadOnly),
 ];
 
@@ -193,10 +204,18 @@ static META_SUB: &[AttrDef] = &[
     AttrDef::string("resourceType", "Name of the resource type of the resource.")
         .case_exact()
         .mutability(ReadOnly),
-    AttrDef::new("created", DateTime, "When the resource was added to the service provider.")
-        .mutability(ReadOnly),
-    AttrDef::new("lastModified", DateTime, "When the resource was last updated.")
-        .mutability(ReadOnly),
+    AttrDef::new(
+        "created",
+        DateTime,
+        "When the resource was added to the service provider.",
+    )
+    .mutability(ReadOnly),
+    AttrDef::new(
+        "lastModified",
+        DateTime,
+        "When the resource was last updated.",
+    )
+    .mutability(ReadOnly),
     AttrDef::new("location", Reference, "URI of the resource.")
         .case_exact()
         .mutability(ReadOnly)
@@ -215,42 +234,81 @@ pub static USER: SchemaDef = SchemaDef {
 };
 
 static USER_ATTRIBUTES: &[AttrDef] = &[
-    AttrDef::string("userName", "Unique identifier of the user, used to sign in.")
-        .required()
-        .uniqueness(Uniqueness::Server),
+    AttrDef::string(
+        "userName",
+        "Unique identifier of the user, used to sign in.",
+    )
+    .required()
+    .uniqueness(Uniqueness::Server),
     AttrDef::complex("name", "Components of the user's real name.", NAME_SUB),
-    AttrDef::string("displayName", "Name of the user, suitable for display to end-users."),
+    AttrDef::string(
+        "displayName",
+        "Name of the user, suitable for display to end-users.",
+    ),
     AttrDef::string("nickName", "Casual way to address the user."),
     AttrDef::new("profileUrl", Reference, "URL of the user's online profile.")
         .references(&["external"]),
     AttrDef::string("title", "The user's title, such as \"Vice President\"."),
-    AttrDef::string("userType", "Relationship between the organization and the user."),
-    AttrDef::string("preferredLanguage", "Preferred written or spoken language (RFC 7231)."),
-    AttrDef::string("locale", "Default location for localizing dates, numbers and currency."),
+    AttrDef::string(
+        "userType",
+        "Relationship between the organization and the user.",
+    ),
+    AttrDef::string(
+        "preferredLanguage",
+        "Preferred written or spoken language (RFC 7231).",
+    ),
+    AttrDef::string(
+        "locale",
+        "Default location for localizing dates, numbers and currency.",
+    ),
     AttrDef::string("timezone", "Time zone in IANA Time Zone database format."),
     AttrDef::new("active", Boolean, "Administrative status of the user."),
     AttrDef::string("password", "Clear-text password, only ever written.")
         .mutability(WriteOnly)
         .returned(Returned::Never),
     AttrDef::complex("emails", "Email addresses of the user.", EMAILS_SUB).multi(),
-    AttrDef::complex("phoneNumbers", "Phone numbers of the user.", PHONE_NUMBERS_SUB).multi(),
+    AttrDef::complex(
+        "phoneNumbers",
+        "Phone numbers of the user.",
+        PHONE_NUMBERS_SUB,
+    )
+    .multi(),
     AttrDef::complex("ims", "Instant messaging addresses of the user.", IMS_SUB).multi(),
     AttrDef::complex("photos", "URLs of photos of the user.", PHOTOS_SUB).multi(),
-    AttrDef::complex("addresses", "Physical mailing addresses of the user.", ADDRESSES_SUB)
-        .multi(),
+    AttrDef::complex(
+        "addresses",
+        "Physical mailing addresses of the user.",
+        ADDRESSES_SUB,
+    )
+    .multi(),
     AttrDef::complex("groups", "Groups the user belongs to.", USER_GROUPS_SUB)
         .multi()
         .mutability(ReadOnly),
-    AttrDef::complex("entitlements", "Entitlements of the user.", ENTITLEMENTS_SUB).multi(),
+    AttrDef::complex(
+        "entitlements",
+        "Entitlements of the user.",
+        ENTITLEMENTS_SUB,
+    )
+    .multi(),
     AttrDef::complex("roles", "Roles of the user.", ROLES_SUB).multi(),
-    AttrDef::complex("x509Certificates", "X.509 certificates of the user.", CERTIFICATES_SUB)
-        .multi(),
+    AttrDef::complex(
+        "x509Certificates",
+        "X.509 certificates of the user.",
+        CERTIFICATES_SUB,
+    )
+    .multi(),
 ];
 
 static NAME_SUB: &[AttrDef] = &[
     AttrDef::string("formatted", "Full name, formatted for display."),
-    AttrDef::string("familyName", "Family name, or last name in most Western languages."),
-    AttrDef::string("givenName", "Given name, or first name in most Western languages."),
+    AttrDef::string(
+        "familyName",
+        "Family name, or last name in most Western languages.",
+    ),
+    AttrDef::string(
+        "givenName",
+        "Given name, or first name in most Western languages.",
+    ),
     AttrDef::string("middleName", "Middle name."),
     AttrDef::string("honorificPrefix", "Honorific prefix, such as \"Ms.\"."),
     AttrDef::string("honorificSuffix", "Honorific suffix, such as \"III\"."),
@@ -261,7 +319,11 @@ const fn display_sub() -> AttrDef {
 }
 
 const fn primary_sub() -> AttrDef {
-    AttrDef::new("primary", Boolean, "Whether this is the primary value of the attribute.")
+    AttrDef::new(
+        "primary",
+        Boolean,
+        "Whether this is the primary value of the attribute.",
+    )
 }
 
 const fn type_sub(canonical: &'static [&'static str]) -> AttrDef {
@@ -298,7 +360,10 @@ static PHOTOS_SUB: &[AttrDef] = &[
 
 static ADDRESSES_SUB: &[AttrDef] = &[
     AttrDef::string("formatted", "Full mailing address, formatted for display."),
-    AttrDef::string("streetAddress", "Street address, possibly with several lines."),
+    AttrDef::string(
+        "streetAddress",
+        "Street address, possibly with several lines.",
+    ),
     AttrDef::string("locality", "City or locality."),
     AttrDef::string("region", "State or region."),
     AttrDef::string("postalCode", "Postal code."),
@@ -346,7 +411,10 @@ pub static ENTERPRISE_USER: SchemaDef = SchemaDef {
 };
 
 static ENTERPRISE_USER_ATTRIBUTES: &[AttrDef] = &[
-    AttrDef::string("employeeNumber", "Identifier of the user within the organization."),
+    AttrDef::string(
+        "employeeNumber",
+        "Identifier of the user within the organization.",
+    ),
     AttrDef::string("costCenter", "Name of a cost center."),
     AttrDef::string("organization", "Name of an organization."),
     AttrDef::string("division", "Name of a division."),
@@ -390,7 +458,7 @@ static MEMBERS_SUB: &[AttrDef] = &[
 static ALL_SCHEMAS: [&SchemaDef; 3] = [&USER, &ENTERPRISE_USER, &GROUP];
 static USER_EXTENSIONS: [&SchemaDef; 1] = [&ENTERPRISE_USER];
 
-/// The core schema of a resource type.
+/// Returns the core schema of a resource type.
 pub fn core_schema(kind: ResourceKind) -> &'static SchemaDef {
     match kind {
         ResourceKind::User => &USER,
@@ -398,7 +466,7 @@ pub fn core_schema(kind: ResourceKind) -> &'static SchemaDef {
     }
 }
 
-/// The schema extensions a resource type accepts.
+/// Returns the schema extensions a resource type accepts.
 pub fn extensions(kind: ResourceKind) -> &'static [&'static SchemaDef] {
     match kind {
         ResourceKind::User => &USER_EXTENSIONS,
@@ -418,9 +486,9 @@ pub fn schema_by_urn(kind: ResourceKind, urn: &str) -> Option<&'static SchemaDef
         .find(|schema| schema.id.eq_ignore_ascii_case(urn))
 }
 
-/// Finds a top-level attribute, ignoring case. Without a URN the core schema and then the
-/// common attributes are searched; the core URN searches the same two; an extension URN
-/// searches that extension only.
+/// Finds a top-level attribute, ignoring case. Without a URN or with the core URN, the core
+/// schema is searched first and then the common attributes. An extension URN searches that
+/// extension only.
 pub fn find_attr(kind: ResourceKind, urn: Option<&str>, name: &str) -> Option<&'static AttrDef> {
     let schema = match urn {
         None => core_schema(kind),
@@ -453,7 +521,7 @@ fn find_in(attributes: &'static [AttrDef], name: &str) -> Option<&'static AttrDe
         .find(|attr| attr.name.eq_ignore_ascii_case(name))
 }
 
-/// The `/Schemas` response: a ListResponse of every schema (RFC 7644 section 4).
+/// Renders the `/Schemas` response: a ListResponse of every schema (RFC 7644 section 4).
 pub fn schemas_json(base_url: &str) -> Value {
     let resources = ALL_SCHEMAS
         .iter()
@@ -462,7 +530,7 @@ pub fn schemas_json(base_url: &str) -> Value {
     list_response(resources)
 }
 
-/// The `/Schemas/{urn}` response, or None for an unknown URN.
+/// Renders the `/Schemas/{urn}` response, or None for an unknown URN.
 pub fn schema_json(urn: &str, base_url: &str) -> Option<Value> {
     ALL_SCHEMAS
         .iter()
@@ -470,7 +538,7 @@ pub fn schema_json(urn: &str, base_url: &str) -> Option<Value> {
         .map(|schema| render_schema(schema, base_url))
 }
 
-/// The `/ResourceTypes` response: a ListResponse of User and Group.
+/// Renders the `/ResourceTypes` response: a ListResponse of User and Group.
 pub fn resource_types_json(base_url: &str) -> Value {
     let resources = [ResourceKind::User, ResourceKind::Group]
         .into_iter()
@@ -479,7 +547,7 @@ pub fn resource_types_json(base_url: &str) -> Value {
     list_response(resources)
 }
 
-/// The `/ResourceTypes/{name}` response, or None when `name` is neither User nor Group.
+/// Renders the `/ResourceTypes/{name}` response, or None when `name` is neither User nor Group.
 pub fn resource_type_json(name: &str, base_url: &str) -> Option<Value> {
     [ResourceKind::User, ResourceKind::Group]
         .into_iter()
@@ -487,7 +555,7 @@ pub fn resource_type_json(name: &str, base_url: &str) -> Option<Value> {
         .map(|kind| render_resource_type(kind, base_url))
 }
 
-/// The `/ServiceProviderConfig` response (RFC 7643 section 5).
+/// Renders the `/ServiceProviderConfig` response (RFC 7643 section 5).
 ///
 /// NOTE: `max_payload_bytes` is not rendered, because the only payload limit in this document
 /// is `bulk.maxPayloadSize` and bulk is not supported, so that field is 0.
@@ -571,7 +639,7 @@ fn render_resource_type(kind: ResourceKind, base_url: &str) -> Value {
     body
 }
 
-/// One attribute in the form of RFC 7643 section 7.
+/// Renders one attribute in the form of RFC 7643 section 7.
 fn render_attr(attr: &AttrDef) -> Value {
     let mut body = Map::new();
     body.insert("name".into(), attr.name.into());
@@ -598,7 +666,7 @@ fn render_attr(attr: &AttrDef) -> Value {
 }
 
 impl AttrType {
-    /// The spelling of RFC 7643 section 7.
+    /// Returns the spelling of RFC 7643 section 7.
     pub fn as_str(self) -> &'static str {
         match self {
             AttrType::String => "string",
@@ -642,5 +710,367 @@ impl Uniqueness {
             Uniqueness::Server => "server",
             Uniqueness::Global => "global",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn path(urn: Option<&str>, name: &str, sub_attr: Option<&str>) -> AttrPath {
+        AttrPath {
+            urn: urn.map(str::to_string),
+            name: name.to_string(),
+            sub_attr: sub_attr.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn find_attr_by_urn_and_case() {
+        let cases = [
+            (ResourceKind::User, None, "USERNAME", Some("userName")),
+            (ResourceKind::User, None, "id", Some("id")),
+            (ResourceKind::User, None, "Meta", Some("meta")),
+            (
+                ResourceKind::User,
+                Some(USER_SCHEMA),
+                "emails",
+                Some("emails"),
+            ),
+            (
+                ResourceKind::User,
+                Some(USER_SCHEMA),
+                "externalId",
+                Some("externalId"),
+            ),
+            (
+                ResourceKind::User,
+                Some("URN:IETF:PARAMS:SCIM:SCHEMAS:CORE:2.0:USER"),
+                "title",
+                Some("title"),
+            ),
+            (
+                ResourceKind::User,
+                Some(ENTERPRISE_USER_SCHEMA),
+                "employeeNumber",
+                Some("employeeNumber"),
+            ),
+            (
+                ResourceKind::User,
+                Some(ENTERPRISE_USER_SCHEMA),
+                "userName",
+                None,
+            ),
+            (ResourceKind::User, Some(ENTERPRISE_USER_SCHEMA), "id", None),
+            (ResourceKind::User, None, "employeeNumber", None),
+            (ResourceKind::User, Some(GROUP_SCHEMA), "displayName", None),
+            (
+                ResourceKind::User,
+                Some("urn:example:unknown"),
+                "title",
+                None,
+            ),
+            (ResourceKind::Group, None, "members", Some("members")),
+            (
+                ResourceKind::Group,
+                None,
+                "DISPLAYNAME",
+                Some("displayName"),
+            ),
+            (
+                ResourceKind::Group,
+                Some(ENTERPRISE_USER_SCHEMA),
+                "department",
+                None,
+            ),
+            (ResourceKind::Group, None, "userName", None),
+        ];
+
+        for (kind, urn, name, expected) in cases {
+            let found = find_attr(kind, urn, name).map(|attr| attr.name);
+            assert_eq!(found, expected, "{kind:?} {urn:?} {name}");
+        }
+    }
+
+    #[test]
+    fn resolve_sub_attributes() {
+        let cases = [
+            (
+                ResourceKind::User,
+                path(None, "name", Some("FAMILYNAME")),
+                Some("familyName"),
+            ),
+            (
+                ResourceKind::User,
+                path(None, "emails", Some("type")),
+                Some("type"),
+            ),
+            (
+                ResourceKind::User,
+                path(None, "meta", Some("lastModified")),
+                Some("lastModified"),
+            ),
+            (
+                ResourceKind::User,
+                path(None, "groups", Some("$ref")),
+                Some("$ref"),
+            ),
+            (
+                ResourceKind::User,
+                path(Some(ENTERPRISE_USER_SCHEMA), "manager", Some("value")),
+                Some("value"),
+            ),
+            (ResourceKind::User, path(None, "name", Some("nope")), None),
+            (ResourceKind::User, path(None, "title", Some("value")), None),
+            (
+                ResourceKind::Group,
+                path(None, "members", Some("display")),
+                Some("display"),
+            ),
+        ];
+
+        for (kind, path, expected) in cases {
+            let found = resolve(kind, &path).map(|attr| attr.name);
+            assert_eq!(found, expected, "{kind:?} {path}");
+        }
+    }
+
+    #[test]
+    fn table_characteristics() {
+        let user_name = find_attr(ResourceKind::User, None, "userName").unwrap();
+        assert!(user_name.required);
+        assert!(!user_name.case_exact);
+        assert_eq!(user_name.uniqueness, Uniqueness::Server);
+
+        let password = find_attr(ResourceKind::User, None, "password").unwrap();
+        assert_eq!(password.mutability, Mutability::WriteOnly);
+        assert_eq!(password.returned, Returned::Never);
+
+        let id = find_attr(ResourceKind::User, None, "id").unwrap();
+        assert!(id.case_exact);
+        assert_eq!(id.returned, Returned::Always);
+        assert_eq!(id.mutability, Mutability::ReadOnly);
+
+        let groups = find_attr(ResourceKind::User, None, "groups").unwrap();
+        assert_eq!(groups.mutability, Mutability::ReadOnly);
+        assert!(groups.multi_valued);
+
+        let display_name = find_attr(ResourceKind::Group, None, "displayName").unwrap();
+        assert!(display_name.required);
+        assert_eq!(display_name.uniqueness, Uniqueness::Server);
+
+        let members = find_attr(ResourceKind::Group, None, "members").unwrap();
+        let member_type = find_sub_attr(members, "type").unwrap();
+        assert_eq!(member_type.mutability, Mutability::Immutable);
+        assert_eq!(member_type.canonical_values, ["User", "Group"]);
+        let member_display = find_sub_attr(members, "display").unwrap();
+        assert_eq!(member_display.mutability, Mutability::ReadOnly);
+
+        let active = find_attr(ResourceKind::User, None, "active").unwrap();
+        assert_eq!(active.ty, AttrType::Boolean);
+        let created = resolve(ResourceKind::User, &path(None, "meta", Some("created"))).unwrap();
+        assert_eq!(created.ty, AttrType::DateTime);
+    }
+
+    #[test]
+    fn table_is_consistent() {
+        let schemas = ALL_SCHEMAS.iter().map(|schema| schema.attributes);
+        for attributes in schemas.chain([COMMON_ATTRIBUTES]) {
+            check_attributes(attributes);
+        }
+    }
+
+    /// Names are unique per level, complex attributes have sub-attributes and only they do,
+    /// and every reference lists its reference types.
+    fn check_attributes(attributes: &[AttrDef]) {
+        for (index, attr) in attributes.iter().enumerate() {
+            let duplicate = attributes[index + 1..]
+                .iter()
+                .any(|other| other.name.eq_ignore_ascii_case(attr.name));
+            assert!(!duplicate, "duplicate attribute {}", attr.name);
+            assert_eq!(
+                attr.ty == AttrType::Complex,
+                !attr.sub_attributes.is_empty(),
+                "{}",
+                attr.name
+            );
+            if attr.ty == AttrType::Reference {
+                assert!(
+                    !attr.reference_types.is_empty(),
+                    "{} has no referenceTypes",
+                    attr.name
+                );
+            }
+            check_attributes(attr.sub_attributes);
+        }
+    }
+
+    #[test]
+    fn user_schema_lists_rfc_attributes() {
+        let names: Vec<&str> = USER.attributes.iter().map(|attr| attr.name).collect();
+        let expected = [
+            "userName",
+            "name",
+            "displayName",
+            "nickName",
+            "profileUrl",
+            "title",
+            "userType",
+            "preferredLanguage",
+            "locale",
+            "timezone",
+            "active",
+            "password",
+            "emails",
+            "phoneNumbers",
+            "ims",
+            "photos",
+            "addresses",
+            "groups",
+            "entitlements",
+            "roles",
+            "x509Certificates",
+        ];
+        assert_eq!(names, expected);
+
+        let enterprise: Vec<&str> = ENTERPRISE_USER
+            .attributes
+            .iter()
+            .map(|attr| attr.name)
+            .collect();
+        let expected = [
+            "employeeNumber",
+            "costCenter",
+            "organization",
+            "division",
+            "department",
+            "manager",
+        ];
+        assert_eq!(enterprise, expected);
+    }
+
+    #[test]
+    fn schema_lookup_by_urn() {
+        assert!(std::ptr::eq(core_schema(ResourceKind::Group), &GROUP));
+        assert_eq!(extensions(ResourceKind::User).len(), 1);
+        assert!(extensions(ResourceKind::Group).is_empty());
+
+        let found = schema_by_urn(ResourceKind::User, &ENTERPRISE_USER_SCHEMA.to_uppercase());
+        assert_eq!(found.map(|schema| schema.name), Some("EnterpriseUser"));
+        assert!(schema_by_urn(ResourceKind::Group, ENTERPRISE_USER_SCHEMA).is_none());
+    }
+
+    #[test]
+    fn schemas_render_as_list() {
+        let list = schemas_json("https://idp.example/scim/v2/");
+        assert_eq!(list["totalResults"], 3);
+        assert_eq!(list["Resources"][0]["id"], USER_SCHEMA);
+        assert_eq!(
+            list["Resources"][1]["meta"]["location"],
+            format!("https://idp.example/scim/v2/Schemas/{ENTERPRISE_USER_SCHEMA}")
+        );
+        assert_eq!(list["Resources"][2]["meta"]["resourceType"], "Schema");
+    }
+
+    #[test]
+    fn schema_renders_attribute_characteristics() {
+        let user = schema_json(USER_SCHEMA, "https://h/scim/v2").unwrap();
+        let attributes = user["attributes"].as_array().unwrap();
+        let find = |name: &str| attributes.iter().find(|attr| attr["name"] == name).unwrap();
+
+        let user_name = find("userName");
+        assert_eq!(user_name["type"], "string");
+        assert_eq!(user_name["required"], true);
+        assert_eq!(user_name["caseExact"], false);
+        assert_eq!(user_name["mutability"], "readWrite");
+        assert_eq!(user_name["returned"], "default");
+        assert_eq!(user_name["uniqueness"], "server");
+        assert!(user_name.get("subAttributes").is_none());
+        assert!(user_name.get("canonicalValues").is_none());
+
+        let password = find("password");
+        assert_eq!(password["mutability"], "writeOnly");
+        assert_eq!(password["returned"], "never");
+
+        let emails = find("emails");
+        assert_eq!(emails["type"], "complex");
+        assert_eq!(emails["multiValued"], true);
+        let email_type = &emails["subAttributes"][2];
+        assert_eq!(email_type["name"], "type");
+        assert_eq!(
+            email_type["canonicalValues"],
+            serde_json::json!(["work", "home", "other"])
+        );
+
+        let profile_url = find("profileUrl");
+        assert_eq!(profile_url["type"], "reference");
+        assert_eq!(
+            profile_url["referenceTypes"],
+            serde_json::json!(["external"])
+        );
+
+        assert_eq!(find("active")["type"], "boolean");
+        assert_eq!(
+            find("x509Certificates")["subAttributes"][0]["type"],
+            "binary"
+        );
+        assert_eq!(
+            user["meta"]["location"],
+            format!("https://h/scim/v2/Schemas/{USER_SCHEMA}")
+        );
+    }
+
+    #[test]
+    fn schema_json_unknown_urn() {
+        assert!(schema_json("urn:example:nothing", "https://h").is_none());
+        assert!(schema_json(&GROUP_SCHEMA.to_lowercase(), "https://h").is_some());
+    }
+
+    #[test]
+    fn resource_types_render() {
+        let list = resource_types_json("https://h/scim/v2");
+        assert_eq!(list["totalResults"], 2);
+
+        let user = resource_type_json("user", "https://h/scim/v2").unwrap();
+        assert_eq!(user["endpoint"], "/Users");
+        assert_eq!(user["schema"], USER_SCHEMA);
+        assert_eq!(
+            user["schemaExtensions"][0]["schema"],
+            ENTERPRISE_USER_SCHEMA
+        );
+        assert_eq!(user["schemaExtensions"][0]["required"], false);
+        assert_eq!(
+            user["meta"]["location"],
+            "https://h/scim/v2/ResourceTypes/User"
+        );
+
+        let group = resource_type_json("Group", "https://h/scim/v2").unwrap();
+        assert_eq!(group["endpoint"], "/Groups");
+        assert!(group.get("schemaExtensions").is_none());
+        assert!(resource_type_json("Device", "https://h").is_none());
+    }
+
+    #[test]
+    fn service_provider_config_renders() {
+        let config = service_provider_config_json("https://h/scim/v2", 200, 1_048_576);
+        assert_eq!(config["patch"]["supported"], true);
+        assert_eq!(config["bulk"]["supported"], false);
+        assert_eq!(config["bulk"]["maxOperations"], 0);
+        assert_eq!(config["bulk"]["maxPayloadSize"], 0);
+        assert_eq!(config["filter"]["supported"], true);
+        assert_eq!(config["filter"]["maxResults"], 200);
+        assert_eq!(config["changePassword"]["supported"], false);
+        assert_eq!(config["sort"]["supported"], true);
+        assert_eq!(config["etag"]["supported"], true);
+        assert_eq!(
+            config["authenticationSchemes"][0]["type"],
+            "oauthbearertoken"
+        );
+        assert_eq!(config["authenticationSchemes"][0]["primary"], true);
+        assert_eq!(config["meta"]["resourceType"], "ServiceProviderConfig");
+        assert_eq!(
+            config["meta"]["location"],
+            "https://h/scim/v2/ServiceProviderConfig"
+        );
     }
 }

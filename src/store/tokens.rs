@@ -119,6 +119,11 @@ pub fn list(txn: &ReadTransaction) -> Result<Vec<TokenRecord>, TokenError> {
     Ok(records)
 }
 
+/// The answer to `token create`: the only time the token is shown.
+pub fn created_view(record: &TokenRecord, token: &str, scim_url: &str) -> serde_json::Value {
+    serde_json::json!({"id": record.id, "name": record.name, "created": record.created, "token": token, "scim_url": scim_url})
+}
+
 /// Stores last-use times that the daemon collected in memory.
 pub fn record_last_used(txn: &WriteTransaction, times: &HashMap<String, String>) -> Result<(), TokenError> {
     let mut table = txn.open_table(TOKENS)?;

@@ -1,0 +1,197 @@
+//! The daemon end to end: provisioning over HTTPS, persistence across restarts, bearer-token
+//! checks, error documents, body limits, token revocation through the CLI, and a second
+//! daemon on the same store.
+
+mod common;
+
+use common::Daemon;
+use serde_json::{json, Value};
+
+fn user(name: &str) -> Value {
+    json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": name,
+        "name": {"givenName": "Ada", "familyName": "Lovelace"},
+        "emails": [{"value": name, "type": "work", "primary": true}],
+        "active": true
+    })
+}
+
+fn create(daemon: &Daemon, path: &str, body: &Value) -> String {
+    let response = daemon.scim("POST", path, Some(body));
+    assert_eq!(response.status, 201, "{}", response.text());
+    response.json().unwrap()["id"].as_str().unwrap().to_string()
+}
+
+fn assert_scim_error(response: &common::Response, status: u16, scim_type: Option<&str>) {
+    assert_eq!(response.status, status, "{}", response.text());
+    let body = response.json().expect("error body is JSON");
+    assert_eq!(body["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:Error");
+    assert_eq!(body["status"], status.to_string());
+    if let Some(scim_type) = scim_type {
+        assert_eq!(body["scimType"], scim_type, "{body}");
+    }
+    assert!(body["detail"].as_str().is_some_and(|detail| !detail.is_empty()));
+}
+
+#[test]
+fn provisioned_state_survives_restart() {
+    let mut daemon = Daemon::start();
+    let alice = create(&daemon, "/Users", &user("alice@example.com"));
+    let bob = create(&daemon, "/Users", &user("bob@example.com"));
+    let group = create(
+        &daemon,
+        "/Groups",
+        &json!({"displayName": "Engineering", "members": [{"value": alice}, {"value": bob}]}),
+    );
+
+    daemon.restart();
+
+    let response = daemon.scim("GET", &format!("/Users/{alice}"), None);
+    assert_eq!(response.status, 200);
+    let body = response.json().unwrap();
+    assert_eq!(body["userName"], "alice@example.com");
+    assert_eq!(body["meta"]["resourceType"], "User");
+    assert!(body["meta"]["location"].as_str().unwrap().ends_with(&format!("/Users/{alice}")));
+    assert!(response.header("etag").is_some());
+
+    let response = daemon.scim("GET", &format!("/Groups/{group}"), None);
+    let members: Vec<&str> = response.json().unwrap()["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|member| member["value"].as_str().unwrap())
+        .collect::<Vec<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(members.len(), 2);
+    assert!(members.contains(&alice.as_str()));
+    assert!(members.contains(&bob.as_str()));
+}
+
+#[test]
+fn every_bad_token_form_gets_401() {
+    let daemon = Daemon::start();
+    daemon.token();
+    let forms: [Option<&str>; 5] = [
+        None,
+        Some("Basic dXNlcjpwYXNz"),
+        Some("Bearer"),
+        Some("Bearer idps_not-a-real-token"),
+        Some("Token abc"),
+    ];
+    for form in forms {
+        let mut headers = vec![("Accept".to_string(), "application/scim+json".to_string())];
+        if let Some(value) = form {
+            headers.push(("Authorization".to_string(), value.to_string()));
+        }
+        let response = daemon.send("GET", "/Users", &headers, None).unwrap();
+        assert_scim_error(&response, 401, None);
+        assert!(response.header("www-authenticate").unwrap().starts_with("Bearer"), "{form:?}");
+    }
+    assert!(!daemon.log().contains("idps_not-a-real-token"), "a token reached the log");
+}
+
+#[test]
+fn revoked_token_stops_working_at_once() {
+    let daemon = Daemon::start();
+    let token = daemon.create_token("rotation");
+    let headers = vec![("Authorization".to_string(), format!("Bearer {token}"))];
+    assert_eq!(daemon.send("GET", "/Users", &headers, None).unwrap().status, 200);
+
+    let listed = daemon.cli(&["token", "list", "--json"]);
+    assert!(listed.status.success());
+    let tokens: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let id = tokens
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|record| record["name"] == "rotation")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(!String::from_utf8_lossy(&listed.stdout).contains(&token), "token list shows a token");
+
+    let revoked = daemon.cli(&["token", "revoke", &id]);
+    assert!(revoked.status.success(), "{}", String::from_utf8_lossy(&revoked.stderr));
+    assert_eq!(daemon.send("GET", "/Users", &headers, None).unwrap().status, 401);
+    assert_eq!(daemon.scim("GET", "/Users", None).status, 200, "other tokens stay valid");
+}
+
+#[test]
+fn duplicate_username_in_other_case_is_409() {
+    let daemon = Daemon::start();
+    create(&daemon, "/Users", &user("carol@example.com"));
+    let response = daemon.scim("POST", "/Users", Some(&user("CAROL@Example.com")));
+    assert_scim_error(&response, 409, Some("uniqueness"));
+    let list = daemon.scim("GET", "/Users", None).json().unwrap();
+    assert_eq!(list["totalResults"], 1);
+}
+
+#[test]
+fn unknown_id_is_404() {
+    let daemon = Daemon::start();
+    for path in ["/Users/does-not-exist", "/Groups/does-not-exist"] {
+        assert_scim_error(&daemon.scim("GET", path, None), 404, None);
+        assert_scim_error(&daemon.scim("DELETE", path, None), 404, None);
+    }
+}
+
+#[test]
+fn malformed_json_is_400_and_stores_nothing() {
+    let daemon = Daemon::start();
+    let headers = vec![
+        ("Authorization".to_string(), format!("Bearer {}", daemon.token())),
+        ("Content-Type".to_string(), "application/scim+json".to_string()),
+    ];
+    let body = br#"{"userName": "dave@example.com", "#.to_vec();
+    let response = daemon.send("POST", "/Users", &headers, Some(body)).unwrap();
+    assert_scim_error(&response, 400, Some("invalidSyntax"));
+    assert_eq!(daemon.scim("GET", "/Users", None).json().unwrap()["totalResults"], 0);
+}
+
+#[test]
+fn body_over_limit_is_413() {
+    let daemon = Daemon::start_with("[server]\nmax_body_bytes = 2048\n");
+    let mut big = user("erin@example.com");
+    big["title"] = Value::from("x".repeat(4096));
+    let response = daemon.scim("POST", "/Users", Some(&big));
+    assert_scim_error(&response, 413, None);
+    assert_eq!(daemon.scim("GET", "/Users", None).json().unwrap()["totalResults"], 0);
+}
+
+#[test]
+fn filter_without_match_is_empty_list() {
+    let daemon = Daemon::start();
+    let response = daemon.scim("GET", "/Users?filter=userName%20eq%20%22nobody%22", None);
+    assert_eq!(response.status, 200);
+    let body = response.json().unwrap();
+    assert_eq!(body["totalResults"], 0);
+    assert_eq!(body["Resources"], json!([]));
+}
+
+#[test]
+fn health_needs_no_token() {
+    let daemon = Daemon::start();
+    assert_eq!(daemon.health(), Some(200));
+}
+
+#[test]
+fn second_daemon_on_same_store_fails_clearly() {
+    let daemon = Daemon::start();
+    let output = std::process::Command::new(common::BINARY)
+        .args(["--config", daemon.config_path().to_str().unwrap(), "serve"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("in use") || stderr.contains("another daemon"), "{stderr}");
+}
+
+#[test]
+fn sigterm_lets_daemon_exit_zero() {
+    let mut daemon = Daemon::start();
+    create(&daemon, "/Users", &user("frank@example.com"));
+    daemon.stop();
+}
