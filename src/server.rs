@@ -69,6 +69,8 @@ pub async fn serve(
             },
             _ = shutdown.changed() => break,
         };
+        // Small SCIM answers would otherwise wait for the client's delayed ACK (Nagle).
+        let _ = stream.set_nodelay(true);
         let acceptor = acceptor.clone();
         let state = state.clone();
         let watcher = graceful.watcher();

@@ -110,14 +110,14 @@ fn computed_attribute(kind: ResourceKind) -> &'static str {
 }
 
 /// Adds `members` to a group or `groups` to a user.
-fn add_computed(txn: &ReadTransaction, kind: ResourceKind, doc: &mut Map<String, Value>) -> Result<(), ScimError> {
+fn add_computed(txn: &ReadTransaction, kind: ResourceKind, doc: &mut Map<String, Value>, base_url: &str) -> Result<(), ScimError> {
     let id = doc.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
     match kind {
         ResourceKind::Group => {
-            doc.insert("members".to_string(), Value::Array(directory::group_members(txn, &id)?));
+            doc.insert("members".to_string(), Value::Array(directory::group_members(txn, &id, base_url)?));
         }
         ResourceKind::User => {
-            let groups = directory::user_groups(txn, &id)?;
+            let groups = directory::user_groups(txn, &id, base_url)?;
             if !groups.is_empty() {
                 doc.insert("groups".to_string(), Value::Array(groups));
             }
@@ -140,7 +140,7 @@ pub fn render(
     // projection leaves it out; `project` drops whatever was not asked for.
     let wanted = kind == ResourceKind::User || resource::wants_members(projection);
     if wanted && !doc.contains_key(computed_attribute(kind)) {
-        add_computed(txn, kind, &mut doc)?;
+        add_computed(txn, kind, &mut doc, base_url)?;
     }
     if let Some(Value::Object(meta)) = doc.get_mut("meta") {
         meta.insert("location".to_string(), Value::from(format!("{base_url}/{}/{id}", endpoint(kind))));
@@ -176,7 +176,7 @@ pub fn run(store: &Store, kinds: &[ResourceKind], query: &ListQuery, base_url: &
 
     let mut matched: Vec<(ResourceKind, Map<String, Value>)> = Vec::new();
     for kind in kinds {
-        collect_matches(&txn, *kind, query, &mut matched)?;
+        collect_matches(&txn, *kind, query, base_url, &mut matched)?;
     }
     if let Some(path) = &query.sort_by {
         matched.sort_by(|(kind_a, a), (_, b)| {
@@ -197,6 +197,7 @@ fn collect_matches(
     txn: &ReadTransaction,
     kind: ResourceKind,
     query: &ListQuery,
+    base_url: &str,
     matched: &mut Vec<(ResourceKind, Map<String, Value>)>,
 ) -> Result<(), ScimError> {
     let computed = computed_attribute(kind);
@@ -207,7 +208,7 @@ fn collect_matches(
             return Ok(());
         };
         if needs_computed {
-            add_computed(txn, kind, &mut doc)?;
+            add_computed(txn, kind, &mut doc, base_url)?;
         }
         let value = Value::Object(doc);
         if filter::matches(filter, kind, &value) {

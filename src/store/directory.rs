@@ -560,8 +560,8 @@ pub fn delete(txn: &WriteTransaction, kind: ResourceKind, id: &str, if_match: Op
     Ok(())
 }
 
-/// Member objects of a group, in id order.
-pub fn group_members(txn: &ReadTransaction, group_id: &str) -> Result<Vec<Value>, ScimError> {
+/// Member objects of a group, in id order, with `$ref` under `base_url`.
+pub fn group_members(txn: &ReadTransaction, group_id: &str, base_url: &str) -> Result<Vec<Value>, ScimError> {
     let members = txn.open_table(MEMBERS)?;
     let mut list = Vec::new();
     for entry in members.range((group_id, "")..)? {
@@ -570,13 +570,15 @@ pub fn group_members(txn: &ReadTransaction, group_id: &str) -> Result<Vec<Value>
         if group != group_id {
             break;
         }
-        list.push(json!({"value": member, "type": member_type_name(kind.value())}));
+        let kind = member_type_name(kind.value());
+        let reference = format!("{base_url}/{kind}s/{member}");
+        list.push(json!({"value": member, "$ref": reference, "type": kind}));
     }
     Ok(list)
 }
 
 /// The `groups` attribute of a user: the groups that list it as a direct member.
-pub fn user_groups(txn: &ReadTransaction, user_id: &str) -> Result<Vec<Value>, ScimError> {
+pub fn user_groups(txn: &ReadTransaction, user_id: &str, base_url: &str) -> Result<Vec<Value>, ScimError> {
     let member_of = txn.open_table(MEMBER_OF)?;
     let groups = txn.open_table(GROUPS)?;
     let mut list = Vec::new();
@@ -586,7 +588,7 @@ pub fn user_groups(txn: &ReadTransaction, user_id: &str) -> Result<Vec<Value>, S
         if member != user_id {
             break;
         }
-        let mut item = json!({"value": group_id, "type": "direct"});
+        let mut item = json!({"value": group_id, "$ref": format!("{base_url}/Groups/{group_id}"), "type": "direct"});
         if let Some(doc) = get_doc(&groups, group_id)? {
             if let Some(name) = doc.get("displayName") {
                 item["display"] = name.clone();
