@@ -502,3 +502,6 @@ fn exceeds(guard: &GuardConfig, removed: u64, total: u64) -> bool {
     let over_share = removed as f64 > guard.max_removed_share * total as f64;
     removed > guard.max_removed || (removed > guard.max_removed_floor && over_share)
 }
+
+#[cfg(test)]
+mod tests;
