@@ -218,7 +218,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
 
 async fn serve(config: Config) -> Result<(), Failure> {
     init_logging(&config);
-    DAEMON_RUN(config).await.map_err(|error| {
+    crate::daemon::run(config).await.map_err(|error| {
         tracing::error!(%error, "idpsync failed to start");
         failure(error.to_string())
     })
@@ -435,6 +435,3 @@ fn print_status(body: &Value) {
 fn print_sync_report(body: &Value) {
     println!("{}", serde_json::to_string_pretty(body).unwrap_or_default());
 }
-// TEMPORARY until the sync module lands.
-#[allow(non_snake_case)]
-async fn DAEMON_RUN(_config: Config) -> Result<(), String> { Err("the daemon is not wired yet".to_string()) }

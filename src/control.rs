@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::watch;
 
-use crate::daemon_placeholder::Daemon;
+use crate::daemon::Daemon;
 
 /// Largest control request body.
 const MAX_CONTROL_BODY: usize = 64 * 1024;

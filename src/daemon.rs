@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -43,6 +44,18 @@ pub enum DaemonError {
     Schedule(String),
 }
 
+/// Why a sync request did not run or did not apply.
+#[derive(Debug, thiserror::Error)]
+enum RunError {
+    #[error(
+        "no valid permission files have loaded since the daemon started, so a sync could \
+         compute wrong access; fix them (`idpsync config check` shows the errors): {0}"
+    )]
+    NoPolicy(String),
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+}
+
 /// The running daemon's shared parts, used by the control socket and signal handlers.
 pub struct Daemon {
     state: Arc<AppState>,
@@ -53,7 +66,7 @@ pub struct Daemon {
     permission_error: Mutex<Option<String>>,
     /// Whether a valid policy has ever loaded; syncs wait for one, so invalid files at start
     /// can never strip everyone's access.
-    policy_loaded: std::sync::atomic::AtomicBool,
+    policy_loaded: Arc<AtomicBool>,
     schedule: tokio::sync::Mutex<Option<Schedule>>,
     started: String,
 }
@@ -78,7 +91,7 @@ impl Daemon {
                 match self.organization.apply_policy(policy).await {
                     Ok(report) => {
                         *self.permission_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
-                        self.policy_loaded.store(true, std::sync::atomic::Ordering::SeqCst);
+                        self.policy_loaded.store(true, Ordering::SeqCst);
                         tracing::info!(files, report = %serde_json::to_string(&report).unwrap_or_default(), "permissions applied");
                     }
                     Err(error) => tracing::warn!(%error, "applying permissions failed; the previous permissions stay in force"),
@@ -94,25 +107,23 @@ impl Daemon {
     }
 
     /// Runs a sync (coalesced with any that is running) and reports it.
-    async fn run_sync(&self, trigger: Trigger, options: SyncOptions) -> Result<Value, SyncError> {
-        if !self.policy_loaded.load(std::sync::atomic::Ordering::SeqCst) {
+    async fn run_sync(&self, trigger: Trigger, options: SyncOptions) -> Result<Value, RunError> {
+        if !self.policy_loaded.load(Ordering::SeqCst) {
             let error = self.permission_error.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            return Err(SyncError::Policy(format!(
-                "no valid permission files have loaded yet, so a sync could compute wrong access: {}",
-                error.unwrap_or_default()
-            )));
+            return Err(RunError::NoPolicy(error.unwrap_or_default()));
         }
-        let report = self.organization.request(trigger, options).await?;
+        let report = self.organization.sync(trigger, options).await?;
         Ok(serde_json::to_value(&report).unwrap_or(Value::Null))
     }
 
     pub async fn sync_now(&self, dry_run: bool, force: bool) -> Reply {
         match self.run_sync(Trigger::Socket, SyncOptions { dry_run, force }).await {
             Ok(report) => Reply::ok(report),
-            Err(SyncError::Blocked { reason, report }) => Reply {
+            Err(RunError::Sync(SyncError::Blocked { run, reason })) => Reply {
                 status: StatusCode::CONFLICT,
-                body: json!({"error": reason, "blocked": true, "report": report}),
+                body: json!({"error": reason, "blocked": true, "run": run}),
             },
+            Err(RunError::NoPolicy(error)) => Reply::error(StatusCode::SERVICE_UNAVAILABLE, RunError::NoPolicy(error).to_string()),
             Err(error) => Reply::error(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()),
         }
     }
@@ -136,7 +147,7 @@ impl Daemon {
             "schedule": {"expression": config.sync.schedule, "next_run": next_run},
             "permissions": {
                 "dir": config.permissions.dir,
-                "loaded": self.policy_loaded.load(std::sync::atomic::Ordering::SeqCst),
+                "loaded": self.policy_loaded.load(Ordering::SeqCst),
                 "error": permission_error,
             },
             "organization": organization,
@@ -156,7 +167,7 @@ impl Daemon {
             return Reply::error(StatusCode::BAD_REQUEST, format!("sync run id must be a number, found {id:?}"));
         };
         match self.organization.run(id).await {
-            Ok(Some(run)) => Reply::ok(json!(run)),
+            Ok(Some((run, events))) => Reply::ok(json!({"run": run, "events": events})),
             Ok(None) => Reply::error(StatusCode::NOT_FOUND, format!("no sync run {id}")),
             Err(error) => Reply::error(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()),
         }
@@ -285,16 +296,22 @@ impl Daemon {
         tracing::info!(file = %old.file.display(), "config reloaded");
     }
 
-    async fn restart_schedule(self: &Self, expression: &str) -> Result<(), String> {
+    async fn restart_schedule(&self, expression: &str) -> Result<(), String> {
         let mut slot = self.schedule.lock().await;
         if let Some(previous) = slot.take() {
             previous.stop().await;
         }
         let organization = self.organization.clone();
+        let policy_loaded = self.policy_loaded.clone();
         let schedule = Schedule::start(expression, move || {
             let organization = organization.clone();
+            let policy_loaded = policy_loaded.load(Ordering::SeqCst);
             async move {
-                if let Err(error) = organization.request(Trigger::Schedule, SyncOptions::default()).await {
+                if !policy_loaded {
+                    tracing::warn!("scheduled sync skipped: no valid permission files have loaded since the daemon started");
+                    return;
+                }
+                if let Err(error) = organization.request(Trigger::Schedule).await {
                     tracing::warn!(%error, "scheduled sync did not apply");
                 }
             }
@@ -327,7 +344,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let metrics = Arc::new(Metrics::default());
     let organization = Organization::new(
         store.clone(),
-        Policy::empty(),
+        Arc::new(ArcSwap::from_pointee(Policy::empty())),
         config.sync.guard.clone(),
         config.export.path.clone(),
         metrics.clone(),
@@ -338,7 +355,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         resolver,
         organization,
         permission_error: Mutex::new(None),
-        policy_loaded: std::sync::atomic::AtomicBool::new(false),
+        policy_loaded: Arc::new(AtomicBool::new(false)),
         schedule: tokio::sync::Mutex::new(None),
         started: crate::store::now_rfc3339(),
     });

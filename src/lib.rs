@@ -16,7 +16,7 @@
 pub mod cli;
 pub mod config;
 pub mod control;
-// TEMPORARY pub mod daemon;
+pub mod daemon;
 pub mod metrics;
 pub mod permissions;
 pub mod scheduler;
@@ -25,21 +25,3 @@ pub mod server;
 pub mod store;
 pub mod sync;
 pub mod tls;
-// TEMPORARY
-pub mod daemon_placeholder {
-    pub struct Daemon;
-    impl Daemon {
-        pub fn metrics_text(&self) -> String { String::new() }
-        pub async fn status(&self) -> crate::control::Reply { unreachable!() }
-        pub async fn sync_now(&self, _: bool, _: bool) -> crate::control::Reply { unreachable!() }
-        pub async fn syncs(&self, _: usize) -> crate::control::Reply { unreachable!() }
-        pub async fn sync_run(&self, _: &str) -> crate::control::Reply { unreachable!() }
-        pub async fn users(&self) -> crate::control::Reply { unreachable!() }
-        pub async fn groups(&self) -> crate::control::Reply { unreachable!() }
-        pub async fn access(&self, _: &str) -> crate::control::Reply { unreachable!() }
-        pub async fn list_tokens(&self) -> crate::control::Reply { unreachable!() }
-        pub async fn create_token(&self, _: &str) -> crate::control::Reply { unreachable!() }
-        pub async fn revoke_token(&self, _: &str) -> crate::control::Reply { unreachable!() }
-        pub async fn reload(&self) -> crate::control::Reply { unreachable!() }
-    }
-}

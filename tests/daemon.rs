@@ -56,13 +56,12 @@ fn provisioned_state_survives_restart() {
     assert!(response.header("etag").is_some());
 
     let response = daemon.scim("GET", &format!("/Groups/{group}"), None);
-    let members: Vec<&str> = response.json().unwrap()["members"]
+    let body = response.json().unwrap();
+    let members: Vec<&str> = body["members"]
         .as_array()
         .unwrap()
         .iter()
         .map(|member| member["value"].as_str().unwrap())
-        .collect::<Vec<_>>()
-        .into_iter()
         .collect();
     assert_eq!(members.len(), 2);
     assert!(members.contains(&alice.as_str()));
