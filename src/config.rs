@@ -239,21 +239,22 @@ impl Config {
                 message: error.message().trim_end().to_string(),
             }
         })?;
-        let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        let absolute = normalize(&std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()));
         let base = absolute.parent().map(Path::to_path_buf).unwrap_or_default();
+        let resolve = |relative: PathBuf| normalize(&base.join(relative));
         let config = Config {
             file: absolute.clone(),
             server: raw.server,
             tls: TlsConfig {
-                cert: base.join(raw.tls.cert),
-                key: base.join(raw.tls.key),
+                cert: resolve(raw.tls.cert),
+                key: resolve(raw.tls.key),
                 self_signed: raw.tls.self_signed,
             },
-            store: StoreConfig { path: base.join(raw.store.path) },
-            control: ControlConfig { socket: base.join(raw.control.socket) },
-            permissions: PermissionsConfig { dir: base.join(raw.permissions.dir) },
+            store: StoreConfig { path: resolve(raw.store.path) },
+            control: ControlConfig { socket: resolve(raw.control.socket) },
+            permissions: PermissionsConfig { dir: resolve(raw.permissions.dir) },
             sync: raw.sync.unwrap_or_default(),
-            export: ExportConfig { path: raw.export.path.map(|export| base.join(export)) },
+            export: ExportConfig { path: raw.export.path.map(resolve) },
             scim: raw.scim.unwrap_or_default(),
             log: raw.log.unwrap_or_default(),
         };
@@ -304,6 +305,25 @@ impl Config {
     }
 }
 
+/// Removes `.` and `..` components without touching the file system, so messages show
+/// `/srv/app/var/idpsync.sock` rather than `/srv/app/config/../var/idpsync.sock`.
+fn normalize(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut normalized = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !normalized.pop() {
+                    normalized.push("..");
+                }
+            }
+            other => normalized.push(other),
+        }
+    }
+    normalized
+}
+
 /// Converts a byte offset into a 1-based line and column (in characters).
 pub fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
@@ -340,6 +360,9 @@ dir = "permissions"
         assert_eq!(config.store.path, Path::new("/etc/idpsync/state/idpsync.redb"));
         assert_eq!(config.tls.cert, Path::new("/etc/idpsync/tls/cert.pem"));
         assert_eq!(config.permissions.dir, Path::new("/etc/idpsync/permissions"));
+        let text = MINIMAL.replace("state/idpsync.redb", "../var/idpsync.redb");
+        let config = Config::parse(Path::new("/srv/app/config/idpsync.toml"), &text).unwrap();
+        assert_eq!(config.store.path, Path::new("/srv/app/var/idpsync.redb"));
         assert_eq!(config.sync.schedule, "0 0 3 * * *");
         assert!(config.export.path.is_none());
     }

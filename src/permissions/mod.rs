@@ -398,47 +398,8 @@ mod tests {
     use std::fs;
 
     /// Sample permission file, also shipped as `config/permissions/example.toml`.
-    const EXAMPLE: &str = r#"# Permissions: roles, and the external groups that get them.
-#
-# Every *.toml file in this folder is read, in name order, and a role defined
-# in one file may be granted in another. Hidden files and editor temp files
-# are skipped. A change is applied within a few seconds; an invalid file is
-# rejected with its path, line and column, and the permissions in force stay.
-
-# Roles: a name and the permissions it grants.
-[roles.viewer]
-description = "Read assets and reports"
-permissions = ["asset:read", "report:read"]
-
-[roles.editor]
-description = "Read and change assets"
-permissions = ["asset:read", "asset:write"]
-
-[roles.admin]
-description = "Full access"
-permissions = ["asset:read", "asset:write", "asset:delete", "report:read", "report:write"]
-
-# Grants: which external group gets which role on which resources.
-# `group` is the group's display name in the IdP, compared case-insensitively.
-# In `resources`, "*" matches any run of characters.
-[[grants]]
-group = "grp-001 Engineering"
-role = "editor"
-resources = ["asset:rig-*"]
-
-[[grants]]
-group = "grp-001 Engineering"
-role = "viewer"
-resources = ["report:weekly"]
-
-# `external_id` is the group's externalId from the IdP, compared exactly; it
-# keeps matching when the group is renamed.
-[[grants]]
-external_id = "6f2c9a4e-1b7d-4c3a-9e85-0d2f6b1a7c34"
-role = "admin"
-resources = ["*"]
-description = "Platform operators"
-"#;
+    /// The bundled example that `config/idpsync.toml` loads.
+    const EXAMPLE: &str = include_str!("../../config/permissions/example.toml");
 
     fn load_files(files: &[(&str, &str)]) -> (tempfile::TempDir, Policy) {
         let dir = tempfile::tempdir().expect("create temp dir");

@@ -12,7 +12,7 @@ use super::plan::{Change, Writes};
 use crate::permissions::{Access, GroupRef, Policy};
 use crate::store::{StoreError, ORG_ACCESS, ORG_GROUPS, ORG_MEMBERS, ORG_MEMBER_OF, ORG_USERS};
 
-/// What a permission change did to the organization.
+/// Summary of a permission change.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct PolicyReport {
     /// Groups whose grants changed.
@@ -21,7 +21,8 @@ pub struct PolicyReport {
     pub users_changed: u64,
     pub first_event: Option<u64>,
     pub last_event: Option<u64>,
-    /// Why writing the export file failed, when it did; the change itself was applied.
+    /// Error message from writing the export file, when that failed. The change itself was
+    /// applied.
     pub export_error: Option<String>,
 }
 
@@ -58,7 +59,9 @@ pub fn plan(txn: &ReadTransaction, policy: &Policy) -> Result<PolicyPlan, StoreE
     let tables = Tables::open(txn)?;
     let mut cache = HashMap::new();
     for user in users {
-        let Some(record) = model::get_record::<OrgUser>(&tables.users, &user)? else { continue };
+        let Some(record) = model::get_record::<OrgUser>(&tables.users, &user)? else {
+            continue;
+        };
         let after = resolve_user(&tables, policy, &record, &mut cache)?;
         let before = model::get_access(&tables.access, &user)?;
         if before == after {

@@ -28,16 +28,30 @@ pub fn apply(txn: &WriteTransaction, plan: &Plan, start: &RunStart) -> Result<Sy
     write_access(txn, &plan.writes)?;
     write_counters(txn, &plan.writes)?;
 
-    let run = history::write_run(txn, run_record(start, Outcome::Succeeded, None, Counts::of(&plan.changes)))?;
+    let run = history::write_run(
+        txn,
+        run_record(start, Outcome::Succeeded, None, Counts::of(&plan.changes)),
+    )?;
     let (first_event, last_event) = history::write_events(txn, Some(run.id), &plan.changes)?;
-    let run = SyncRun { first_event, last_event, ..run };
-    txn.open_table(crate::store::SYNC_RUNS)?.insert(run.id, model::encode(&run)?.as_slice())?;
-    txn.open_table(META)?.insert(model::LAST_APPLIED_RUN, run.id)?;
+    let run = SyncRun {
+        first_event,
+        last_event,
+        ..run
+    };
+    txn.open_table(crate::store::SYNC_RUNS)?
+        .insert(run.id, model::encode(&run)?.as_slice())?;
+    txn.open_table(META)?
+        .insert(model::LAST_APPLIED_RUN, run.id)?;
     Ok(run)
 }
 
 /// Builds a run record; `write_run` assigns the id.
-pub fn run_record(start: &RunStart, outcome: Outcome, reason: Option<String>, counts: Counts) -> SyncRun {
+pub fn run_record(
+    start: &RunStart,
+    outcome: Outcome,
+    reason: Option<String>,
+    counts: Counts,
+) -> SyncRun {
     SyncRun {
         id: 0,
         trigger: start.trigger,
@@ -80,7 +94,9 @@ fn write_users(txn: &WriteTransaction, writes: &Writes) -> Result<(), StoreError
             continue;
         }
         if let Some(previous) = &write.previous_name {
-            let holder = names.get(previous.as_str())?.map(|value| value.value().to_string());
+            let holder = names
+                .get(previous.as_str())?
+                .map(|value| value.value().to_string());
             if holder.as_deref() == Some(id.as_str()) {
                 names.remove(previous.as_str())?;
             }
@@ -132,7 +148,11 @@ pub fn write_access(txn: &WriteTransaction, writes: &Writes) -> Result<(), Store
 fn write_counters(txn: &WriteTransaction, writes: &Writes) -> Result<(), StoreError> {
     let mut meta = txn.open_table(META)?;
     add_counter(&mut meta, model::ACTIVE_USERS, writes.active_users_delta)?;
-    add_counter(&mut meta, model::DEACTIVATED_USERS, writes.deactivated_users_delta)?;
+    add_counter(
+        &mut meta,
+        model::DEACTIVATED_USERS,
+        writes.deactivated_users_delta,
+    )?;
     add_counter(&mut meta, model::GROUPS, writes.groups_delta)?;
     Ok(())
 }

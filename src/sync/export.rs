@@ -48,9 +48,9 @@
 //! - `groups`: every external group in id order; `members` lists user ids only.
 //!   `unmapped` is true when no grant names the group, so it gives its members nothing.
 //!
-//! The file is replaced atomically: it is written to a temporary file in the same folder,
-//! flushed to disk, renamed over the old file, and the folder is flushed, so a reader sees
-//! either the old or the new document, never a partial one. Its mode is 0640.
+//! The file is replaced atomically. It is written to a temporary file in the same folder and
+//! flushed to disk, then renamed over the old file, and then the folder is flushed. A reader
+//! therefore opens either the old or the new document, never a partial one. Its mode is 0640.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
@@ -64,13 +64,21 @@ use serde_json::json;
 use super::model::{self, OrgGroup, OrgUser};
 use super::query::group_roles;
 use crate::permissions::{Access, Policy};
-use crate::store::{meta_get, Store, StoreError, META, ORG_ACCESS, ORG_GROUPS, ORG_MEMBERS, ORG_MEMBER_OF, ORG_USERS};
+use crate::store::{
+    meta_get, Store, StoreError, META, ORG_ACCESS, ORG_GROUPS, ORG_MEMBERS, ORG_MEMBER_OF,
+    ORG_USERS,
+};
 
 /// Raised when the export file cannot be written; the organization is unaffected.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
-    #[error("cannot write export file {path}: {source}; check that the folder exists and is writable")]
-    Io { path: PathBuf, source: std::io::Error },
+    #[error(
+        "cannot write export file {path}: {source}; check that the folder exists and is writable"
+    )]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot read the organization for the export: {0}")]
     Store(#[from] StoreError),
     #[error("cannot encode the export: {0}")]
@@ -83,9 +91,15 @@ pub fn write(store: &Store, policy: &Policy, path: &Path) -> Result<(), ExportEr
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let temporary = folder.join(format!(".{name}.{}.tmp", uuid::Uuid::new_v4().simple()));
-    let io_error = |source| ExportError::Io { path: path.to_path_buf(), source };
+    let io_error = |source| ExportError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
 
     let result = write_temporary(store, policy, &temporary);
     if let Err(error) = result {
@@ -97,11 +111,16 @@ pub fn write(store: &Store, policy: &Policy, path: &Path) -> Result<(), ExportEr
         return Err(io_error(source));
     }
     // The rename is durable only once the folder's entry is on disk.
-    File::open(&folder).and_then(|folder| folder.sync_all()).map_err(io_error)
+    File::open(&folder)
+        .and_then(|folder| folder.sync_all())
+        .map_err(io_error)
 }
 
 fn write_temporary(store: &Store, policy: &Policy, temporary: &Path) -> Result<(), ExportError> {
-    let io_error = |source| ExportError::Io { path: temporary.to_path_buf(), source };
+    let io_error = |source| ExportError::Io {
+        path: temporary.to_path_buf(),
+        source,
+    };
     let file = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -115,7 +134,9 @@ fn write_temporary(store: &Store, policy: &Policy, temporary: &Path) -> Result<(
         DocumentError::Store(error) => ExportError::Store(error),
         DocumentError::Encode(error) => ExportError::Encode(error),
     })?;
-    let file = out.into_inner().map_err(|error| io_error(error.into_error()))?;
+    let file = out
+        .into_inner()
+        .map_err(|error| io_error(error.into_error()))?;
     file.sync_all().map_err(io_error)
 }
 
@@ -171,7 +192,11 @@ struct ExportGroup<'a> {
 }
 
 /// Streams the document one user and one group at a time, so memory stays small.
-fn write_document(txn: &ReadTransaction, policy: &Policy, out: &mut impl Write) -> Result<(), DocumentError> {
+fn write_document(
+    txn: &ReadTransaction,
+    policy: &Policy,
+    out: &mut impl Write,
+) -> Result<(), DocumentError> {
     let meta = txn.open_table(META)?;
     let run = meta_get(&meta, model::LAST_APPLIED_RUN)?;
     let header = json!({
@@ -213,7 +238,11 @@ fn write_users(txn: &ReadTransaction, out: &mut impl Write) -> Result<(), Docume
     Ok(())
 }
 
-fn write_groups(txn: &ReadTransaction, policy: &Policy, out: &mut impl Write) -> Result<(), DocumentError> {
+fn write_groups(
+    txn: &ReadTransaction,
+    policy: &Policy,
+    out: &mut impl Write,
+) -> Result<(), DocumentError> {
     let groups = txn.open_table(ORG_GROUPS)?;
     let members = txn.open_table(ORG_MEMBERS)?;
     for (index, entry) in groups.iter()?.enumerate() {

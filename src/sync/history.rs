@@ -9,7 +9,7 @@ use super::model::{self, next_id};
 use super::plan::Change;
 use crate::store::{meta_get, Store, StoreError, AUDIT, META, SYNC_RUNS};
 
-/// What started a sync.
+/// Source of a sync request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Trigger {
@@ -19,7 +19,7 @@ pub enum Trigger {
     Startup,
 }
 
-/// How a sync run ended.
+/// Result of a sync run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
@@ -108,7 +108,7 @@ pub struct SyncRun {
     pub last_event: Option<u64>,
 }
 
-/// What an audit event is about.
+/// The user or group an audit event is about.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Subject {
     /// `user` or `group`.
@@ -131,7 +131,11 @@ pub struct AuditEvent {
 }
 
 fn subject(kind: &str, id: &str, name: &str) -> Subject {
-    Subject { kind: kind.to_string(), id: id.to_string(), name: name.to_string() }
+    Subject {
+        kind: kind.to_string(),
+        id: id.to_string(),
+        name: name.to_string(),
+    }
 }
 
 fn reference(id: &str, name: &str) -> Value {
@@ -146,10 +150,16 @@ fn describe(change: &Change) -> (Subject, Value, Value) {
             Value::Null,
             json!(user),
         ),
-        Change::UserUpdated { id, before, after } => {
-            (subject("user", id, &after.user_name), json!(before), json!(after))
-        }
-        Change::UserDeactivated { id, user_name, reason } => (
+        Change::UserUpdated { id, before, after } => (
+            subject("user", id, &after.user_name),
+            json!(before),
+            json!(after),
+        ),
+        Change::UserDeactivated {
+            id,
+            user_name,
+            reason,
+        } => (
             subject("user", id, user_name),
             json!({"active": true}),
             json!({"active": false, "reason": reason}),
@@ -164,25 +174,46 @@ fn describe(change: &Change) -> (Subject, Value, Value) {
             Value::Null,
             json!(group.attributes),
         ),
-        Change::GroupUpdated { id, before, after } => {
-            (subject("group", id, &after.display_name), json!(before), json!(after))
-        }
-        Change::GroupDeleted { id, display_name } => {
-            (subject("group", id, display_name), json!({"displayName": display_name}), Value::Null)
-        }
-        Change::MemberAdded { group, group_name, user, user_name } => (
+        Change::GroupUpdated { id, before, after } => (
+            subject("group", id, &after.display_name),
+            json!(before),
+            json!(after),
+        ),
+        Change::GroupDeleted { id, display_name } => (
+            subject("group", id, display_name),
+            json!({"displayName": display_name}),
+            Value::Null,
+        ),
+        Change::MemberAdded {
+            group,
+            group_name,
+            user,
+            user_name,
+        } => (
             subject("user", user, user_name),
             Value::Null,
             json!({"group": reference(group, group_name)}),
         ),
-        Change::MemberRemoved { group, group_name, user, user_name } => (
+        Change::MemberRemoved {
+            group,
+            group_name,
+            user,
+            user_name,
+        } => (
             subject("user", user, user_name),
             json!({"group": reference(group, group_name)}),
             Value::Null,
         ),
-        Change::AccessChanged { user, user_name, before, after } => {
-            (subject("user", user, user_name), json!(before), json!(after))
-        }
+        Change::AccessChanged {
+            user,
+            user_name,
+            before,
+            after,
+        } => (
+            subject("user", user, user_name),
+            json!(before),
+            json!(after),
+        ),
     }
 }
 
@@ -201,7 +232,15 @@ pub fn write_events(
     let mut id = first;
     for change in changes {
         let (subject, before, after) = describe(change);
-        let event = AuditEvent { id, run, at: at.clone(), kind: change.kind().to_string(), subject, before, after };
+        let event = AuditEvent {
+            id,
+            run,
+            at: at.clone(),
+            kind: change.kind().to_string(),
+            subject,
+            before,
+            after,
+        };
         table.insert(id, model::encode(&event)?.as_slice())?;
         id += 1;
     }
@@ -220,7 +259,8 @@ fn reserve_ids(txn: &WriteTransaction, count: u64) -> Result<u64, StoreError> {
 /// Stores a run record under a new id and returns it.
 pub fn write_run(txn: &WriteTransaction, mut run: SyncRun) -> Result<SyncRun, StoreError> {
     run.id = next_id(txn, model::RUN_SEQUENCE)?;
-    txn.open_table(SYNC_RUNS)?.insert(run.id, model::encode(&run)?.as_slice())?;
+    txn.open_table(SYNC_RUNS)?
+        .insert(run.id, model::encode(&run)?.as_slice())?;
     Ok(run)
 }
 
@@ -250,7 +290,9 @@ pub fn last_run(txn: &redb::ReadTransaction) -> Result<Option<SyncRun>, StoreErr
 pub fn run(store: &Store, id: u64) -> Result<Option<(SyncRun, Vec<AuditEvent>)>, StoreError> {
     let txn = store.read()?;
     let runs = txn.open_table(SYNC_RUNS)?;
-    let Some(bytes) = runs.get(id)? else { return Ok(None) };
+    let Some(bytes) = runs.get(id)? else {
+        return Ok(None);
+    };
     let run: SyncRun = model::decode(bytes.value())?;
     let mut events = Vec::new();
     if let (Some(first), Some(last)) = (run.first_event, run.last_event) {

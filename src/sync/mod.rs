@@ -1,7 +1,7 @@
-//! The organization: the applied state that a sync builds from the directory (users with
-//! active flags, external groups, memberships, effective access), the sync runs and audit
-//! events that record every change, the queries the control socket serves, and the export
-//! file.
+//! The organization is the applied state that a sync builds from the directory: users with
+//! active flags, external groups, memberships and effective access. This module also keeps
+//! the sync runs and audit events that record every change, serves the queries of the
+//! control socket, and writes the export file.
 //!
 //! A sync plans in one read snapshot from the directory's dirty keys, checks the guard, and
 //! applies the plan in one writer job together with its audit events and run record. Only
@@ -39,7 +39,7 @@ pub use query::{AccessReport, GroupName, GroupSummary, Status, UserName, UserSum
 use apply::RunStart;
 use plan::Plan;
 
-/// How a sync runs.
+/// Options of one sync request.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncOptions {
     /// Plan only: return the changes and write nothing, not even a run record.
@@ -60,7 +60,7 @@ pub struct SyncReport {
     pub forced: bool,
     /// For a dry run, what a real run would end with now.
     pub outcome: Outcome,
-    /// Why the guard would stop a dry run.
+    /// The guard's reason for stopping a dry run.
     pub reason: Option<String>,
     pub started: String,
     pub finished: String,
@@ -69,7 +69,8 @@ pub struct SyncReport {
     /// The planned changes; filled only for a dry run, because an applied run's changes are
     /// its audit events.
     pub changes: Vec<Change>,
-    /// Why writing the export file failed, when it did; the sync itself was applied.
+    /// Error message from writing the export file, when that failed. The sync itself was
+    /// applied.
     pub export_error: Option<String>,
 }
 
@@ -92,9 +93,18 @@ impl SyncError {
     /// Copies the error for every caller that shares one run.
     fn share(&self) -> SyncError {
         match self {
-            SyncError::Blocked { run, reason } => SyncError::Blocked { run: *run, reason: reason.clone() },
-            SyncError::Failed { run, reason } => SyncError::Failed { run: *run, reason: reason.clone() },
-            SyncError::Store(error) => SyncError::Failed { run: None, reason: error.to_string() },
+            SyncError::Blocked { run, reason } => SyncError::Blocked {
+                run: *run,
+                reason: reason.clone(),
+            },
+            SyncError::Failed { run, reason } => SyncError::Failed {
+                run: *run,
+                reason: reason.clone(),
+            },
+            SyncError::Store(error) => SyncError::Failed {
+                run: None,
+                reason: error.to_string(),
+            },
             SyncError::Stopped => SyncError::Stopped,
         }
     }
@@ -138,13 +148,15 @@ pub struct Organization {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Organization {
     /// Creates the handle. `policy` must be the policy that the stored access was computed
-    /// with; to bring a store up to a freshly loaded policy, pass it to
-    /// [`Organization::apply_policy`], which is the only writer of `policy` afterwards.
+    /// with. To bring a store up to a freshly loaded policy, pass that policy to
+    /// [`Organization::apply_policy`], because only that method may store into `policy`.
     pub fn new(
         store: Store,
         policy: Arc<ArcSwap<Policy>>,
@@ -160,7 +172,9 @@ impl Organization {
             exclusive: tokio::sync::Mutex::new(()),
             queue: Mutex::new(Queue::default()),
         };
-        Organization { inner: Arc::new(inner) }
+        Organization {
+            inner: Arc::new(inner),
+        }
     }
 
     /// Replaces the guard limits and the export path, from the next sync on.
@@ -168,7 +182,7 @@ impl Organization {
         *lock(&self.inner.settings) = Settings { guard, export_path };
     }
 
-    /// The policy in force.
+    /// Returns the policy in force.
     pub fn policy(&self) -> Arc<Policy> {
         self.inner.policy.load_full()
     }
@@ -186,7 +200,11 @@ impl Organization {
     /// that arrives during a run shares the next run and gets its result. The follow-up runs
     /// with `force` when any of its requests asked for it. A dry run never waits and writes
     /// nothing.
-    pub async fn sync(&self, trigger: Trigger, options: SyncOptions) -> Result<SyncReport, SyncError> {
+    pub async fn sync(
+        &self,
+        trigger: Trigger,
+        options: SyncOptions,
+    ) -> Result<SyncReport, SyncError> {
         if options.dry_run {
             return self.dry_run(trigger, options.force).await;
         }
@@ -218,7 +236,10 @@ impl Organization {
 
     /// Runs syncs until no request is pending.
     async fn drive(self, mut trigger: Trigger, mut force: bool, mut waiters: Vec<Waiter>) {
-        let mut reset = QueueReset { inner: self.inner.clone(), armed: true };
+        let mut reset = QueueReset {
+            inner: self.inner.clone(),
+            armed: true,
+        };
         loop {
             let result = self.run_once(trigger, force).await;
             for waiter in waiters.drain(..) {
@@ -248,14 +269,20 @@ impl Organization {
     async fn run_once(&self, trigger: Trigger, force: bool) -> Result<SyncReport, SyncError> {
         let _exclusive = self.inner.exclusive.lock().await;
         let clock = Instant::now();
-        let start = RunStart { trigger, started: crate::store::now_rfc3339(), forced: force };
+        let start = RunStart {
+            trigger,
+            started: crate::store::now_rfc3339(),
+            forced: force,
+        };
         let result = self.plan_and_apply(&start).await;
         let outcome = match &result {
             Ok(report) => report.outcome,
             Err(SyncError::Blocked { .. }) => Outcome::Blocked,
             Err(_) => Outcome::Failed,
         };
-        self.inner.metrics.record_sync(outcome.as_str(), clock.elapsed().as_secs_f64());
+        self.inner
+            .metrics
+            .record_sync(outcome.as_str(), clock.elapsed().as_secs_f64());
         result
     }
 
@@ -291,7 +318,11 @@ impl Organization {
             "sync applied"
         );
 
-        let export_error = if changed || !self.export_exists() { self.export_logged().await } else { None };
+        let export_error = if changed || !self.export_exists() {
+            self.export_logged().await
+        } else {
+            None
+        };
         Ok(SyncReport {
             run: Some(run.id),
             trigger: start.trigger,
@@ -311,13 +342,21 @@ impl Organization {
     async fn dry_run(&self, trigger: Trigger, force: bool) -> Result<SyncReport, SyncError> {
         let started = crate::store::now_rfc3339();
         let plan = self.plan(self.policy()).await?;
-        let reason = if force { None } else { guard_reason(&self.settings().guard, &plan.removals) };
+        let reason = if force {
+            None
+        } else {
+            guard_reason(&self.settings().guard, &plan.removals)
+        };
         Ok(SyncReport {
             run: None,
             trigger,
             dry_run: true,
             forced: force,
-            outcome: if reason.is_some() { Outcome::Blocked } else { Outcome::Succeeded },
+            outcome: if reason.is_some() {
+                Outcome::Blocked
+            } else {
+                Outcome::Succeeded
+            },
             reason,
             started,
             finished: crate::store::now_rfc3339(),
@@ -335,26 +374,45 @@ impl Organization {
             let txn = store.read()?;
             plan::build(&txn, &policy)
         });
-        task.await.unwrap_or_else(|error| Err(StoreError::Storage(format!("the sync planner stopped: {error}"))))
+        task.await.unwrap_or_else(|error| {
+            Err(StoreError::Storage(format!(
+                "the sync planner stopped: {error}"
+            )))
+        })
     }
 
     async fn record_blocked(&self, start: &RunStart, reason: String, counts: Counts) -> SyncError {
-        let run = self.record_run(start, Outcome::Blocked, reason.clone(), counts).await;
+        let run = self
+            .record_run(start, Outcome::Blocked, reason.clone(), counts)
+            .await;
         tracing::warn!(run, %reason, "sync stopped by the guard; nothing was applied");
         SyncError::Blocked { run, reason }
     }
 
     async fn record_failure(&self, start: &RunStart, error: StoreError) -> SyncError {
         let reason = error.to_string();
-        let run = self.record_run(start, Outcome::Failed, reason.clone(), Counts::default()).await;
+        let run = self
+            .record_run(start, Outcome::Failed, reason.clone(), Counts::default())
+            .await;
         tracing::warn!(run, %reason, "sync failed; nothing was applied");
         SyncError::Failed { run, reason }
     }
 
     /// Records a run that applied nothing; returns its id, or `None` when even that failed.
-    async fn record_run(&self, start: &RunStart, outcome: Outcome, reason: String, counts: Counts) -> Option<u64> {
+    async fn record_run(
+        &self,
+        start: &RunStart,
+        outcome: Outcome,
+        reason: String,
+        counts: Counts,
+    ) -> Option<u64> {
         let record = apply::run_record(start, outcome, Some(reason), counts);
-        let written = self.inner.store.writer().write(move |txn| history::write_run(txn, record)).await;
+        let written = self
+            .inner
+            .store
+            .writer()
+            .write(move |txn| history::write_run(txn, record))
+            .await;
         match written {
             Ok(run) => Some(run.id),
             Err(error) => {
@@ -377,12 +435,19 @@ impl Organization {
             let txn = store.read()?;
             access::plan(&txn, &policy)
         });
-        let plan = task
-            .await
-            .unwrap_or_else(|error| Err(StoreError::Storage(format!("the access planner stopped: {error}"))))?;
+        let plan = task.await.unwrap_or_else(|error| {
+            Err(StoreError::Storage(format!(
+                "the access planner stopped: {error}"
+            )))
+        })?;
 
         let changed = !plan.groups.is_empty();
-        let mut report = self.inner.store.writer().write(move |txn| access::apply(txn, &plan)).await?;
+        let mut report = self
+            .inner
+            .store
+            .writer()
+            .write(move |txn| access::apply(txn, &plan))
+            .await?;
         self.inner.policy.store(new);
         tracing::info!(
             groups_changed = report.groups_changed,
@@ -404,13 +469,17 @@ impl Organization {
 
     /// Writes the export file when a path is set; returns `Ok(false)` when none is.
     pub async fn export(&self) -> Result<bool, ExportError> {
-        let Some(path) = self.settings().export_path else { return Ok(false) };
+        let Some(path) = self.settings().export_path else {
+            return Ok(false);
+        };
         let store = self.inner.store.clone();
         let policy = self.policy();
         let task = tokio::task::spawn_blocking(move || export::write(&store, &policy, &path));
         match task.await {
             Ok(result) => result.map(|()| true),
-            Err(error) => Err(ExportError::Store(StoreError::Storage(format!("the export task stopped: {error}")))),
+            Err(error) => Err(ExportError::Store(StoreError::Storage(format!(
+                "the export task stopped: {error}"
+            )))),
         }
     }
 
@@ -431,7 +500,9 @@ impl Organization {
         let store = self.inner.store.clone();
         let policy = self.policy();
         let task = tokio::task::spawn_blocking(move || query(&store, &policy));
-        let result = task.await.map_err(|error| StoreError::Storage(format!("a query stopped: {error}")))?;
+        let result = task
+            .await
+            .map_err(|error| StoreError::Storage(format!("a query stopped: {error}")))?;
         Ok(result?)
     }
 
@@ -465,7 +536,7 @@ impl Organization {
 }
 
 /// Clears the queue if the driving task ends without doing so (a panic), so later requests
-/// start a new run; dropping the pending waiters ends their wait with `SyncError::Stopped`.
+/// start a new run. Dropping the pending waiters ends their wait with `SyncError::Stopped`.
 struct QueueReset {
     inner: Arc<Inner>,
     armed: bool,
@@ -483,7 +554,12 @@ impl Drop for QueueReset {
 
 /// Returns why the guard stops a sync, or `None` when it may apply.
 pub fn guard_reason(guard: &GuardConfig, removals: &Removals) -> Option<String> {
-    let users = (removals.users_deactivated, removals.active_users, "deactivate", "active users");
+    let users = (
+        removals.users_deactivated,
+        removals.active_users,
+        "deactivate",
+        "active users",
+    );
     let groups = (removals.groups_deleted, removals.groups, "delete", "groups");
     for (removed, total, verb, noun) in [users, groups] {
         if exceeds(guard, removed, total) {

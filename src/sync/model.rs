@@ -86,7 +86,10 @@ impl OrgGroup {
     }
 
     pub fn is_mapped(&self, policy: &Policy) -> bool {
-        policy.is_mapped(&self.attributes.display_name, self.attributes.external_id.as_deref())
+        policy.is_mapped(
+            &self.attributes.display_name,
+            self.attributes.external_id.as_deref(),
+        )
     }
 }
 
@@ -177,8 +180,8 @@ pub fn user_attributes(doc: &Map<String, Value>) -> UserAttributes {
     }
 }
 
-/// Reads the `active` attribute; absent means active (RFC 7643 section 4.1.1 leaves the
-/// default to the provider, and IdPs that omit it mean an enabled account).
+/// Reads the `active` attribute. An absent value counts as active, so a user provisioned
+/// without the attribute gets access; the strings `"true"`/`"false"` count as booleans.
 pub fn user_active(doc: &Map<String, Value>) -> bool {
     match doc.get("active") {
         Some(Value::Bool(active)) => *active,
@@ -195,7 +198,10 @@ pub fn group_attributes(doc: &Map<String, Value>) -> GroupAttributes {
 }
 
 fn text(value: Option<&Value>) -> Option<String> {
-    value.and_then(Value::as_str).filter(|text| !text.is_empty()).map(str::to_string)
+    value
+        .and_then(Value::as_str)
+        .filter(|text| !text.is_empty())
+        .map(str::to_string)
 }
 
 fn primary_email(doc: &Map<String, Value>) -> Option<String> {
@@ -223,9 +229,18 @@ mod tests {
     #[test]
     fn email_prefers_primary() {
         let cases = [
-            (json!({"emails": [{"value": "a@x"}, {"value": "b@x", "primary": true}]}), Some("b@x")),
-            (json!({"emails": [{"value": "a@x"}, {"value": "b@x"}]}), Some("a@x")),
-            (json!({"emails": [{"value": "a@x"}, {"value": "b@x", "primary": "True"}]}), Some("b@x")),
+            (
+                json!({"emails": [{"value": "a@x"}, {"value": "b@x", "primary": true}]}),
+                Some("b@x"),
+            ),
+            (
+                json!({"emails": [{"value": "a@x"}, {"value": "b@x"}]}),
+                Some("a@x"),
+            ),
+            (
+                json!({"emails": [{"value": "a@x"}, {"value": "b@x", "primary": "True"}]}),
+                Some("b@x"),
+            ),
             (json!({"emails": []}), None),
             (json!({}), None),
         ];

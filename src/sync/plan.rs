@@ -1,6 +1,6 @@
-//! Planning a sync in one read snapshot: the dirty keys say what changed in the directory,
-//! and each one is compared with the organization, so the work follows the number of changes
-//! and never the size of the directory.
+//! Planning a sync in one read snapshot. The dirty keys name what changed in the directory,
+//! and only those keys are compared with the organization, so the work follows the number of
+//! changes and not the size of the directory.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -15,7 +15,7 @@ use crate::store::{
     ORG_MEMBERS, ORG_MEMBER_OF, ORG_USERS, USERS,
 };
 
-/// Why a user was deactivated.
+/// Cause of a user's deactivation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DeactivationReason {
@@ -79,7 +79,7 @@ pub enum Change {
 }
 
 impl Change {
-    /// The audit event kind, as serialized in `kind`.
+    /// Returns the audit event kind, as serialized in `kind`.
     pub fn kind(&self) -> &'static str {
         match self {
             Change::UserCreated { .. } => "user_created",
@@ -118,7 +118,7 @@ pub struct Writes {
     pub groups_delta: i64,
 }
 
-/// What the guard compares: removals against the organization's size before the sync.
+/// Removal counts that the guard compares with the organization's size before the sync.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Removals {
     pub users_deactivated: u64,
@@ -217,7 +217,10 @@ impl<'a> Planner<'a> {
             members: txn.open_table(ORG_MEMBERS)?,
             member_of: txn.open_table(ORG_MEMBER_OF)?,
             access: txn.open_table(ORG_ACCESS)?,
-            plan: Plan { removals, ..Plan::default() },
+            plan: Plan {
+                removals,
+                ..Plan::default()
+            },
             affected_users: BTreeSet::new(),
             affected_groups: BTreeSet::new(),
             group_counts: HashMap::new(),
@@ -246,8 +249,14 @@ impl<'a> Planner<'a> {
             Some(write) => write.previous_name.clone(),
             None => previous_name,
         };
-        let write = UserWrite { previous_name, record };
-        self.plan.writes.users.insert(write.record.id.clone(), write);
+        let write = UserWrite {
+            previous_name,
+            record,
+        };
+        self.plan
+            .writes
+            .users
+            .insert(write.record.id.clone(), write);
     }
 
     fn plan_user(&mut self, id: &str) -> Result<(), StoreError> {
@@ -278,12 +287,18 @@ impl<'a> Planner<'a> {
         } else {
             self.plan.writes.deactivated_users_delta += 1;
         }
-        self.plan.changes.push(Change::UserCreated { user: record.clone() });
+        self.plan.changes.push(Change::UserCreated {
+            user: record.clone(),
+        });
         self.put_user(None, record);
         Ok(())
     }
 
-    fn update_user(&mut self, document: &Map<String, Value>, existing: OrgUser) -> Result<(), StoreError> {
+    fn update_user(
+        &mut self,
+        document: &Map<String, Value>,
+        existing: OrgUser,
+    ) -> Result<(), StoreError> {
         let mut record = existing.clone();
         let attributes = model::user_attributes(document);
         if attributes != existing.attributes {
@@ -384,7 +399,9 @@ impl<'a> Planner<'a> {
             updated: self.now.clone(),
         };
         self.plan.writes.groups_delta += 1;
-        self.plan.changes.push(Change::GroupCreated { group: record.clone() });
+        self.plan.changes.push(Change::GroupCreated {
+            group: record.clone(),
+        });
         self.plan.writes.groups.insert(id.to_string(), Some(record));
     }
 
@@ -408,7 +425,10 @@ impl<'a> Planner<'a> {
             before: existing.attributes.clone(),
             after: attributes,
         });
-        self.plan.writes.groups.insert(existing.id.clone(), Some(record));
+        self.plan
+            .writes
+            .groups
+            .insert(existing.id.clone(), Some(record));
     }
 
     fn delete_group(&mut self, existing: OrgGroup) -> Result<(), StoreError> {
@@ -427,7 +447,10 @@ impl<'a> Planner<'a> {
 
     /// Only user members count: a member recorded as a group in the directory is ignored.
     fn plan_member(&mut self, group: &str, user: &str) -> Result<(), StoreError> {
-        let listed = self.directory_members.get((group, user))?.map(|kind| kind.value());
+        let listed = self
+            .directory_members
+            .get((group, user))?
+            .map(|kind| kind.value());
         let present = self.members.get((group, user))?.is_some();
         let pair = (group.to_string(), user.to_string());
         let desired = listed == Some(MEMBER_USER)
@@ -450,7 +473,10 @@ impl<'a> Planner<'a> {
             user_name: self.user_name(user)?,
         };
         self.plan.changes.push(change);
-        self.plan.writes.member_adds.insert((group.to_string(), user.to_string()));
+        self.plan
+            .writes
+            .member_adds
+            .insert((group.to_string(), user.to_string()));
         self.count_membership(group, user, 1);
         Ok(())
     }
@@ -479,19 +505,23 @@ impl<'a> Planner<'a> {
         self.affected_users.insert(user.to_string());
     }
 
-    /// The group's name before any rename in this plan, falling back to the planned record.
+    /// Returns the group's name before any rename in this plan, else the planned record's.
     fn group_name(&self, id: &str) -> Result<String, StoreError> {
         let stored: Option<OrgGroup> = model::get_record(&self.groups, id)?;
         let group = match stored {
             Some(group) => Some(group),
             None => self.group_after(id)?,
         };
-        Ok(group.map(|group| group.attributes.display_name).unwrap_or_default())
+        Ok(group
+            .map(|group| group.attributes.display_name)
+            .unwrap_or_default())
     }
 
     fn user_name(&self, id: &str) -> Result<String, StoreError> {
         let user = self.user_after(id)?;
-        Ok(user.map(|user| user.attributes.user_name).unwrap_or_default())
+        Ok(user
+            .map(|user| user.attributes.user_name)
+            .unwrap_or_default())
     }
 
     fn finish(mut self, dirty: Vec<(String, u64)>) -> Result<Plan, StoreError> {
@@ -562,12 +592,25 @@ impl<'a> Planner<'a> {
         let mut changes = Vec::new();
 
         for user in &self.affected_users {
-            let Some(record) = self.user_after(user)? else { continue };
+            let Some(record) = self.user_after(user)? else {
+                continue;
+            };
             let mut groups: BTreeSet<String> = model::pair_range(&self.member_of, user)?
                 .into_iter()
-                .filter(|group| !self.plan.writes.member_removes.contains(&(group.clone(), user.clone())))
+                .filter(|group| {
+                    !self
+                        .plan
+                        .writes
+                        .member_removes
+                        .contains(&(group.clone(), user.clone()))
+                })
                 .collect();
-            groups.extend(adds.get(user.as_str()).into_iter().flatten().map(|group| group.to_string()));
+            groups.extend(
+                adds.get(user.as_str())
+                    .into_iter()
+                    .flatten()
+                    .map(|group| group.to_string()),
+            );
 
             let after = if record.active {
                 let refs = self.group_refs(&groups, &mut group_refs)?;

@@ -9,7 +9,10 @@ use serde::Serialize;
 use super::history::{self, SyncRun};
 use super::model::{self, OrgGroup, OrgUser};
 use crate::permissions::{AccessGrant, Policy};
-use crate::store::{meta_get, Store, StoreError, DIRTY, META, ORG_ACCESS, ORG_GROUPS, ORG_MEMBER_OF, ORG_USERS, ORG_USER_BY_NAME};
+use crate::store::{
+    meta_get, Store, StoreError, DIRTY, META, ORG_ACCESS, ORG_GROUPS, ORG_MEMBER_OF, ORG_USERS,
+    ORG_USER_BY_NAME,
+};
 
 /// Organization counts, pending directory changes and the newest run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -140,8 +143,12 @@ pub fn groups(store: &Store, policy: &Policy) -> Result<Vec<GroupSummary>, Store
 /// Roles that `policy` grants a group, sorted and without duplicates.
 pub fn group_roles(policy: &Policy, group: &OrgGroup) -> Vec<String> {
     let attributes = &group.attributes;
-    let grants = policy.grants_for_group(&attributes.display_name, attributes.external_id.as_deref());
-    let roles: BTreeSet<String> = grants.iter().map(|grant| grant.role().to_string()).collect();
+    let grants =
+        policy.grants_for_group(&attributes.display_name, attributes.external_id.as_deref());
+    let roles: BTreeSet<String> = grants
+        .iter()
+        .map(|grant| grant.role().to_string())
+        .collect();
     roles.into_iter().collect()
 }
 
@@ -152,18 +159,24 @@ pub fn access(store: &Store, user: &str) -> Result<Option<AccessReport>, StoreEr
     let mut record: Option<OrgUser> = model::get_record(&users, user)?;
     if record.is_none() {
         let names = txn.open_table(ORG_USER_BY_NAME)?;
-        let id = names.get(user.to_lowercase().as_str())?.map(|id| id.value().to_string());
+        let id = names
+            .get(user.to_lowercase().as_str())?
+            .map(|id| id.value().to_string());
         if let Some(id) = id {
             record = model::get_record(&users, &id)?;
         }
     }
-    let Some(record) = record else { return Ok(None) };
+    let Some(record) = record else {
+        return Ok(None);
+    };
 
     let groups_table = txn.open_table(ORG_GROUPS)?;
     let mut groups = Vec::new();
     for group in model::pair_range(&txn.open_table(ORG_MEMBER_OF)?, &record.id)? {
         let found: Option<OrgGroup> = model::get_record(&groups_table, &group)?;
-        let name = found.map(|found| found.attributes.display_name).unwrap_or_default();
+        let name = found
+            .map(|found| found.attributes.display_name)
+            .unwrap_or_default();
         groups.push(GroupName { id: group, name });
     }
     let access = model::get_access(&txn.open_table(ORG_ACCESS)?, &record.id)?;

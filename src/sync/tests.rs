@@ -52,7 +52,11 @@ fn policy_from(folder: &Path, text: &str) -> Policy {
 }
 
 fn guard(max_removed: u64) -> GuardConfig {
-    GuardConfig { max_removed, max_removed_share: 0.5, max_removed_floor: 10 }
+    GuardConfig {
+        max_removed,
+        max_removed_share: 0.5,
+        max_removed_floor: 10,
+    }
 }
 
 fn fixture() -> Fixture {
@@ -61,25 +65,41 @@ fn fixture() -> Fixture {
     let policy = Arc::new(ArcSwap::from_pointee(policy_from(folder.path(), POLICY)));
     let metrics = Arc::new(Metrics::default());
     let organization = Organization::new(store.clone(), policy, guard(100), None, metrics);
-    Fixture { folder, store, organization }
+    Fixture {
+        folder,
+        store,
+        organization,
+    }
 }
 
 async fn create(store: &Store, kind: ResourceKind, body: Value) -> String {
     let doc = store
         .writer()
-        .write(move |txn| -> Result<_, ScimError> { directory::create(txn, kind, parse_create(kind, body)?) })
+        .write(move |txn| -> Result<_, ScimError> {
+            directory::create(txn, kind, parse_create(kind, body)?)
+        })
         .await
         .unwrap();
     doc.get("id").and_then(Value::as_str).unwrap().to_string()
 }
 
 async fn create_user(store: &Store, name: &str) -> String {
-    create(store, ResourceKind::User, json!({"userName": name, "displayName": name.to_uppercase()})).await
+    create(
+        store,
+        ResourceKind::User,
+        json!({"userName": name, "displayName": name.to_uppercase()}),
+    )
+    .await
 }
 
 async fn create_group(store: &Store, name: &str, members: &[&str]) -> String {
     let members: Vec<Value> = members.iter().map(|id| json!({"value": id})).collect();
-    create(store, ResourceKind::Group, json!({"displayName": name, "members": members})).await
+    create(
+        store,
+        ResourceKind::Group,
+        json!({"displayName": name, "members": members}),
+    )
+    .await
 }
 
 async fn patch(store: &Store, kind: ResourceKind, id: &str, operations: Value) {
@@ -90,14 +110,20 @@ async fn patch(store: &Store, kind: ResourceKind, id: &str, operations: Value) {
     });
     store
         .writer()
-        .write(move |txn| -> Result<_, ScimError> { directory::patch(txn, kind, &id, &parse_patch(body)?, None) })
+        .write(move |txn| -> Result<_, ScimError> {
+            directory::patch(txn, kind, &id, &parse_patch(body)?, None)
+        })
         .await
         .unwrap();
 }
 
 async fn delete(store: &Store, kind: ResourceKind, id: &str) {
     let id = id.to_string();
-    store.writer().write(move |txn| directory::delete(txn, kind, &id, None)).await.unwrap();
+    store
+        .writer()
+        .write(move |txn| directory::delete(txn, kind, &id, None))
+        .await
+        .unwrap();
 }
 
 async fn sync(organization: &Organization) -> SyncReport {
@@ -132,16 +158,25 @@ async fn first_sync_creates_everything() {
     assert_eq!(status.groups, 2);
     assert_eq!(status.unmapped_groups, 1);
     assert_eq!(status.pending_changes, 0);
-    assert_eq!(status.last_run.map(|run| run.outcome), Some(Outcome::Succeeded));
+    assert_eq!(
+        status.last_run.map(|run| run.outcome),
+        Some(Outcome::Succeeded)
+    );
     let access = fixture.organization.access("ALICE").await.unwrap().unwrap();
     assert_eq!(roles(&access), ["editor"]);
     assert_eq!(access.groups.len(), 2);
     assert!(access.permissions.contains("asset.write"));
     let groups = fixture.organization.groups().await.unwrap();
-    let artists = groups.iter().find(|group| group.display_name == "Artists").unwrap();
+    let artists = groups
+        .iter()
+        .find(|group| group.display_name == "Artists")
+        .unwrap();
     assert_eq!(artists.members, 2);
     assert_eq!(artists.roles, ["editor"]);
-    let unmapped = groups.iter().find(|group| group.display_name == "Unmapped").unwrap();
+    let unmapped = groups
+        .iter()
+        .find(|group| group.display_name == "Unmapped")
+        .unwrap();
     assert!(unmapped.unmapped);
     let users = fixture.organization.users().await.unwrap();
     let alice_summary = users.iter().find(|user| user.id == alice).unwrap();
@@ -161,7 +196,10 @@ async fn directory_changes_wait_for_sync() {
     patch(&fixture.store, ResourceKind::User, &alice, operations).await;
     let users = fixture.organization.users().await.unwrap();
     assert_eq!(users[0].display_name.as_deref(), Some("ALICE"));
-    assert_eq!(fixture.organization.status().await.unwrap().pending_changes, 1);
+    assert_eq!(
+        fixture.organization.status().await.unwrap().pending_changes,
+        1
+    );
 
     let report = sync(&fixture.organization).await;
     assert_eq!(report.counts.user_updated, 1);
@@ -200,7 +238,13 @@ async fn deactivate_keeps_memberships_drops_access() {
     create_group(store, "Artists", &[&alice]).await;
     sync(&fixture.organization).await;
 
-    patch(store, ResourceKind::User, &alice, json!([{"op": "replace", "path": "active", "value": false}])).await;
+    patch(
+        store,
+        ResourceKind::User,
+        &alice,
+        json!([{"op": "replace", "path": "active", "value": false}]),
+    )
+    .await;
     let report = sync(&fixture.organization).await;
     assert_eq!(report.counts.user_deactivated, 1);
     assert_eq!(report.counts.access_changed, 1);
@@ -209,10 +253,19 @@ async fn deactivate_keeps_memberships_drops_access() {
     assert!(access.roles.is_empty());
     assert_eq!(access.groups.len(), 1);
     let events = events_of(&fixture.organization, report.run).await;
-    let deactivated = events.iter().find(|event| event.kind == "user_deactivated").unwrap();
+    let deactivated = events
+        .iter()
+        .find(|event| event.kind == "user_deactivated")
+        .unwrap();
     assert_eq!(deactivated.after["reason"], "deactivated");
 
-    patch(store, ResourceKind::User, &alice, json!([{"op": "replace", "path": "active", "value": true}])).await;
+    patch(
+        store,
+        ResourceKind::User,
+        &alice,
+        json!([{"op": "replace", "path": "active", "value": true}]),
+    )
+    .await;
     let report = sync(&fixture.organization).await;
     assert_eq!(report.counts.user_reactivated, 1);
     let access = fixture.organization.access("alice").await.unwrap().unwrap();
@@ -243,7 +296,10 @@ async fn deleted_user_is_deactivated_without_memberships() {
     let groups = fixture.organization.groups().await.unwrap();
     assert_eq!(groups[0].members, 1);
     let events = events_of(&fixture.organization, report.run).await;
-    let deactivated = events.iter().find(|event| event.kind == "user_deactivated").unwrap();
+    let deactivated = events
+        .iter()
+        .find(|event| event.kind == "user_deactivated")
+        .unwrap();
     assert_eq!(deactivated.after["reason"], "deleted");
     let status = fixture.organization.status().await.unwrap();
     assert_eq!(status.deactivated_users, 1);
@@ -281,7 +337,13 @@ async fn group_rename_recomputes_member_access() {
     create_group(store, "Ops", &[&bob]).await;
     sync(&fixture.organization).await;
 
-    patch(store, ResourceKind::Group, &artists, json!([{"op": "replace", "path": "displayName", "value": "Painters"}])).await;
+    patch(
+        store,
+        ResourceKind::Group,
+        &artists,
+        json!([{"op": "replace", "path": "displayName", "value": "Painters"}]),
+    )
+    .await;
     let report = sync(&fixture.organization).await;
 
     assert_eq!(report.counts.group_updated, 1);
@@ -305,7 +367,10 @@ async fn group_members_that_are_groups_are_ignored() {
     let access = fixture.organization.access(&alice).await.unwrap().unwrap();
     assert!(access.roles.is_empty());
     let groups = fixture.organization.groups().await.unwrap();
-    let artists = groups.iter().find(|group| group.display_name == "Artists").unwrap();
+    let artists = groups
+        .iter()
+        .find(|group| group.display_name == "Artists")
+        .unwrap();
     assert_eq!(artists.members, 0);
 }
 
@@ -323,18 +388,32 @@ async fn guard_blocks_until_forced() {
     delete(store, ResourceKind::User, &ids[1]).await;
 
     let blocked = fixture.organization.request(Trigger::Schedule).await;
-    let Err(SyncError::Blocked { run, reason }) = blocked else { panic!("expected a blocked sync: {blocked:?}") };
+    let Err(SyncError::Blocked { run, reason }) = blocked else {
+        panic!("expected a blocked sync: {blocked:?}")
+    };
     assert!(reason.contains("deactivate 2 of 3"), "{reason}");
     let status = fixture.organization.status().await.unwrap();
     assert_eq!(status.active_users, 3);
     assert_eq!(status.pending_changes, 2);
-    let (record, events) = fixture.organization.run(run.unwrap()).await.unwrap().unwrap();
+    let (record, events) = fixture
+        .organization
+        .run(run.unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(record.outcome, Outcome::Blocked);
     assert_eq!(record.counts.user_deactivated, 2);
     assert!(events.is_empty());
 
-    let options = SyncOptions { dry_run: false, force: true };
-    let forced = fixture.organization.sync(Trigger::Socket, options).await.unwrap();
+    let options = SyncOptions {
+        dry_run: false,
+        force: true,
+    };
+    let forced = fixture
+        .organization
+        .sync(Trigger::Socket, options)
+        .await
+        .unwrap();
     assert!(forced.forced);
     assert_eq!(forced.counts.user_deactivated, 2);
     assert_eq!(fixture.organization.status().await.unwrap().active_users, 1);
@@ -346,8 +425,15 @@ async fn dry_run_writes_nothing() {
     let alice = create_user(&fixture.store, "alice").await;
     create_group(&fixture.store, "Artists", &[&alice]).await;
 
-    let options = SyncOptions { dry_run: true, force: false };
-    let report = fixture.organization.sync(Trigger::Socket, options).await.unwrap();
+    let options = SyncOptions {
+        dry_run: true,
+        force: false,
+    };
+    let report = fixture
+        .organization
+        .sync(Trigger::Socket, options)
+        .await
+        .unwrap();
 
     assert!(report.dry_run);
     assert_eq!(report.run, None);
@@ -355,7 +441,10 @@ async fn dry_run_writes_nothing() {
     assert_eq!(report.changes[0].kind(), "user_created");
     assert!(fixture.organization.runs(10).await.unwrap().is_empty());
     assert!(fixture.organization.users().await.unwrap().is_empty());
-    assert_eq!(fixture.organization.status().await.unwrap().pending_changes, 3);
+    assert_eq!(
+        fixture.organization.status().await.unwrap().pending_changes,
+        3
+    );
 }
 
 #[tokio::test]
@@ -376,9 +465,16 @@ async fn concurrent_requests_share_one_follow_up_run() {
     let mut followers = Vec::new();
     for trigger in [Trigger::Signal, Trigger::Socket] {
         let organization = organization.clone();
-        followers.push(tokio::spawn(async move { organization.request(trigger).await }));
+        followers.push(tokio::spawn(
+            async move { organization.request(trigger).await },
+        ));
     }
-    while lock(&organization.inner.queue).pending.as_ref().map_or(0, |pending| pending.waiters.len()) < 2 {
+    while lock(&organization.inner.queue)
+        .pending
+        .as_ref()
+        .map_or(0, |pending| pending.waiters.len())
+        < 2
+    {
         tokio::task::yield_now().await;
     }
     drop(exclusive);
@@ -403,7 +499,10 @@ async fn policy_change_audits_affected_users_only() {
     create_group(store, "Ops", &[&bob]).await;
     sync(&fixture.organization).await;
 
-    let changed = POLICY.replace("group = \"Ops\"\nrole = \"viewer\"", "group = \"Ops\"\nrole = \"editor\"");
+    let changed = POLICY.replace(
+        "group = \"Ops\"\nrole = \"viewer\"",
+        "group = \"Ops\"\nrole = \"editor\"",
+    );
     let policy = policy_from(fixture.folder.path(), &changed);
     let report = fixture.organization.apply_policy(policy).await.unwrap();
 
@@ -420,7 +519,11 @@ async fn policy_change_audits_affected_users_only() {
     assert_eq!(event.subject.id, bob);
     assert_eq!(event.before["roles"], json!(["viewer"]));
 
-    let again = fixture.organization.apply_policy(policy_from(fixture.folder.path(), &changed)).await.unwrap();
+    let again = fixture
+        .organization
+        .apply_policy(policy_from(fixture.folder.path(), &changed))
+        .await
+        .unwrap();
     assert_eq!(again.users_changed, 0);
 }
 
@@ -434,12 +537,23 @@ async fn changed_key_stays_dirty_for_next_sync() {
 
     let operations = json!([{"op": "replace", "path": "displayName", "value": "Alice Liddell"}]);
     patch(store, ResourceKind::User, &alice, operations).await;
-    let start = RunStart { trigger: Trigger::Socket, started: crate::store::now_rfc3339(), forced: false };
-    store.writer().write(move |txn| apply::apply(txn, &plan, &start)).await.unwrap();
+    let start = RunStart {
+        trigger: Trigger::Socket,
+        started: crate::store::now_rfc3339(),
+        forced: false,
+    };
+    store
+        .writer()
+        .write(move |txn| apply::apply(txn, &plan, &start))
+        .await
+        .unwrap();
 
     let users = fixture.organization.users().await.unwrap();
     assert_eq!(users[0].display_name.as_deref(), Some("ALICE"));
-    assert_eq!(fixture.organization.status().await.unwrap().pending_changes, 1);
+    assert_eq!(
+        fixture.organization.status().await.unwrap().pending_changes,
+        1
+    );
     let report = sync(&fixture.organization).await;
     assert_eq!(report.counts.user_updated, 1);
     let users = fixture.organization.users().await.unwrap();
@@ -453,7 +567,9 @@ async fn export_is_written_atomically() {
     let fixture = fixture();
     let path = fixture.folder.path().join("out").join("organization.json");
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    fixture.organization.reconfigure(guard(100), Some(path.clone()));
+    fixture
+        .organization
+        .reconfigure(guard(100), Some(path.clone()));
     let alice = create_user(&fixture.store, "alice").await;
     let artists = create_group(&fixture.store, "Artists", &[&alice]).await;
 
@@ -476,19 +592,32 @@ async fn export_is_written_atomically() {
 #[tokio::test]
 async fn export_to_missing_folder_reports_error() {
     let fixture = fixture();
-    let path = fixture.folder.path().join("missing").join("organization.json");
-    fixture.organization.reconfigure(guard(100), Some(path.clone()));
+    let path = fixture
+        .folder
+        .path()
+        .join("missing")
+        .join("organization.json");
+    fixture
+        .organization
+        .reconfigure(guard(100), Some(path.clone()));
     create_user(&fixture.store, "alice").await;
 
     let report = sync(&fixture.organization).await;
 
-    assert!(report.export_error.unwrap().contains("cannot write export file"));
+    assert!(report
+        .export_error
+        .unwrap()
+        .contains("cannot write export file"));
     assert_eq!(fixture.organization.status().await.unwrap().active_users, 1);
 }
 
 #[test]
 fn guard_limits() {
-    let guard = GuardConfig { max_removed: 100, max_removed_share: 0.25, max_removed_floor: 10 };
+    let guard = GuardConfig {
+        max_removed: 100,
+        max_removed_share: 0.25,
+        max_removed_floor: 10,
+    };
     // (removed, total, trips)
     let cases = [
         (0, 0, false),
@@ -500,9 +629,25 @@ fn guard_limits() {
         (100, 100_000, false),
     ];
     for (removed, total, trips) in cases {
-        let users = Removals { users_deactivated: removed, active_users: total, ..Removals::default() };
-        assert_eq!(guard_reason(&guard, &users).is_some(), trips, "users {removed} of {total}");
-        let groups = Removals { groups_deleted: removed, groups: total, ..Removals::default() };
-        assert_eq!(guard_reason(&guard, &groups).is_some(), trips, "groups {removed} of {total}");
+        let users = Removals {
+            users_deactivated: removed,
+            active_users: total,
+            ..Removals::default()
+        };
+        assert_eq!(
+            guard_reason(&guard, &users).is_some(),
+            trips,
+            "users {removed} of {total}"
+        );
+        let groups = Removals {
+            groups_deleted: removed,
+            groups: total,
+            ..Removals::default()
+        };
+        assert_eq!(
+            guard_reason(&guard, &groups).is_some(),
+            trips,
+            "groups {removed} of {total}"
+        );
     }
 }
