@@ -202,14 +202,14 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Status { output } => query(&socket, "/status", output, print_status).await,
         Command::Syncs { show: Some(SyncsCommand::Show { id, output }), .. } => {
-            query(&socket, &format!("/syncs/{id}"), output, print_pretty).await
+            query(&socket, &format!("/syncs/{id}"), output, print_run).await
         }
         Command::Syncs { show: None, limit, output } => query(&socket, &format!("/syncs?limit={limit}"), output, print_runs).await,
         Command::Users { output } => query(&socket, "/users", output, print_users).await,
         Command::Groups { output } => query(&socket, "/groups", output, print_groups).await,
         Command::Access { user, output } => {
             let path = format!("/access/{}", percent_encoding::utf8_percent_encode(&user, percent_encoding::NON_ALPHANUMERIC));
-            query(&socket, &path, output, print_pretty).await
+            query(&socket, &path, output, print_access).await
         }
         Command::Token { command } => token(&config, command).await,
         Command::Config { .. } => Ok(()),
@@ -225,8 +225,14 @@ async fn serve(config: Config) -> Result<(), Failure> {
 }
 
 fn init_logging(config: &Config) {
+    // The scheduler crate logs its own start-up at info; keep it to warnings unless the
+    // operator's filter names it.
+    let mut level = config.log.level.clone();
+    if !level.contains("tokio_cron_scheduler") {
+        level.push_str(",tokio_cron_scheduler=warn");
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_env("IDPSYNC_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = match config.log.format {
         LogFormat::Json => builder.json().try_init(),
@@ -372,6 +378,7 @@ fn cell(value: &Value) -> String {
     match value {
         Value::Null => "-".to_string(),
         Value::String(text) => text.clone(),
+        Value::Array(items) => items.iter().map(cell).collect::<Vec<_>>().join(", "),
         other => other.to_string(),
     }
 }
@@ -410,12 +417,66 @@ fn print_groups(body: &Value) {
     print_table(body, &[("/id", "ID"), ("/displayName", "DISPLAY NAME"), ("/members", "MEMBERS"), ("/roles", "ROLES"), ("/unmapped", "UNMAPPED")]);
 }
 
-fn print_runs(body: &Value) {
-    print_table(body, &[("/id", "ID"), ("/trigger", "TRIGGER"), ("/started", "STARTED"), ("/outcome", "OUTCOME"), ("/changes", "CHANGES"), ("/reason", "REASON")]);
+/// Sums the per-kind change counts of a sync run or report.
+fn total_changes(counts: &Value) -> u64 {
+    counts.as_object().map(|counts| counts.values().filter_map(Value::as_u64).sum()).unwrap_or(0)
 }
 
-fn print_pretty(body: &Value) {
-    println!("{}", serde_json::to_string_pretty(body).unwrap_or_default());
+/// The non-zero change counts as `kind=N` pairs.
+fn count_summary(counts: &Value) -> String {
+    let pairs: Vec<String> = counts
+        .as_object()
+        .map(|counts| {
+            counts
+                .iter()
+                .filter(|(_, count)| count.as_u64().unwrap_or(0) > 0)
+                .map(|(kind, count)| format!("{kind}={count}"))
+                .collect()
+        })
+        .unwrap_or_default();
+    if pairs.is_empty() { "no changes".to_string() } else { pairs.join(" ") }
+}
+
+fn print_runs(body: &Value) {
+    let mut rows = body.as_array().cloned().unwrap_or_default();
+    for row in &mut rows {
+        let total = total_changes(&row["counts"]);
+        row["changes"] = Value::from(total);
+    }
+    print_table(&Value::Array(rows), &[("/id", "ID"), ("/trigger", "TRIGGER"), ("/started", "STARTED"), ("/outcome", "OUTCOME"), ("/changes", "CHANGES"), ("/reason", "REASON")]);
+}
+
+fn print_run(body: &Value) {
+    let run = &body["run"];
+    println!(
+        "sync run {} ({}), {} to {}: {}{}",
+        cell(&run["id"]),
+        cell(&run["trigger"]),
+        cell(&run["started"]),
+        cell(&run["finished"]),
+        cell(&run["outcome"]),
+        run["reason"].as_str().map(|reason| format!(" ({reason})")).unwrap_or_default()
+    );
+    println!("{}", count_summary(&run["counts"]));
+    let events = body["events"].as_array().cloned().unwrap_or_default();
+    if !events.is_empty() {
+        println!();
+        print_table(&Value::Array(events), &[("/id", "EVENT"), ("/kind", "KIND"), ("/subject/type", "TYPE"), ("/subject/name", "SUBJECT"), ("/subject/id", "ID")]);
+    }
+}
+
+fn print_access(body: &Value) {
+    println!("{} ({}), {}", cell(&body["user"]["userName"]), cell(&body["user"]["id"]), if body["active"] == Value::Bool(false) { "deactivated" } else { "active" });
+    let list = |value: &Value| value.as_array().map(|items| items.iter().map(cell).collect::<Vec<_>>().join(", ")).unwrap_or_default();
+    let groups: Vec<String> = body["groups"].as_array().map(|groups| groups.iter().map(|group| cell(&group["name"])).collect()).unwrap_or_default();
+    println!("groups:      {}", groups.join(", "));
+    println!("roles:       {}", list(&body["roles"]));
+    println!("permissions: {}", list(&body["permissions"]));
+    let grants = body["grants"].as_array().cloned().unwrap_or_default();
+    if !grants.is_empty() {
+        println!();
+        print_table(&Value::Array(grants), &[("/group/display_name", "GROUP"), ("/role", "ROLE"), ("/resources", "RESOURCES"), ("/source", "SOURCE")]);
+    }
 }
 
 fn print_status(body: &Value) {
@@ -433,5 +494,17 @@ fn print_status(body: &Value) {
 }
 
 fn print_sync_report(body: &Value) {
-    println!("{}", serde_json::to_string_pretty(body).unwrap_or_default());
+    let label = if body["dry_run"] == Value::Bool(true) { "dry run (nothing applied)".to_string() } else { format!("sync run {}", cell(&body["run"])) };
+    println!(
+        "{label}: {}{}",
+        cell(&body["outcome"]),
+        body["reason"].as_str().or(body["error"].as_str()).map(|reason| format!(" ({reason})")).unwrap_or_default()
+    );
+    if body.get("counts").is_some() {
+        println!("{}", count_summary(&body["counts"]));
+    }
+    let changes = body["changes"].as_array().cloned().unwrap_or_default();
+    for change in changes {
+        println!("  {}", serde_json::to_string(&change).unwrap_or_default());
+    }
 }
