@@ -1,6 +1,6 @@
 //! `idpsync serve`: opens the store, starts the SCIM listener, the control socket, the
-//! permission watcher and the schedule, handles SIGHUP, SIGTERM and SIGINT, and tells systemd
-//! when it is ready, reloading or stopping.
+//! permission watcher and the schedule, handles SIGHUP, SIGTERM and SIGINT, and notifies
+//! systemd when it is ready, reloading or stopping.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -44,7 +44,7 @@ pub enum DaemonError {
     Schedule(String),
 }
 
-/// Why a sync request did not run or did not apply.
+/// Error of a sync request that did not run or did not apply.
 #[derive(Debug, thiserror::Error)]
 enum RunError {
     #[error(
@@ -61,8 +61,8 @@ pub struct Daemon {
     state: Arc<AppState>,
     resolver: Arc<CertResolver>,
     organization: Organization,
-    /// The last valid permission files' policy is in the organization; this is the error of
-    /// the latest load that failed, cleared by the next load that succeeds.
+    /// Error of the latest permission load that failed, cleared by the next one that succeeds.
+    /// The policy in force lives in the organization.
     permission_error: Mutex<Option<String>>,
     /// Whether a valid policy has ever loaded; syncs wait for one, so invalid files at start
     /// can never strip everyone's access.
@@ -102,7 +102,7 @@ impl Daemon {
                 tracing::warn!(errors = %text, "permission files are invalid; the previous permissions stay in force");
                 *self.permission_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(text);
             }
-            Err(_) => tracing::warn!("loading permissions failed"),
+            Err(error) => tracing::warn!(%error, "the permission loading task failed; the previous permissions stay in force"),
         }
     }
 
