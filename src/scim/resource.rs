@@ -1255,4 +1255,59 @@ mod tests {
             );
         }
     }
+
+    mod fuzz {
+        use super::super::*;
+        use proptest::prelude::*;
+        use serde_json::{json, Value};
+
+        fn key() -> impl Strategy<Value = String> {
+            let known = prop::sample::select(vec![
+                "userName", "USERNAME", "name", "givenName", "emails", "value", "primary", "type",
+                "active", "members", "displayName", "groups", "password", "meta", "id", "schemas",
+                "manager", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User",
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department",
+                "urn:example:custom:1.0:User", "x509Certificates", "addresses",
+            ])
+            .prop_map(str::to_string);
+            prop_oneof![known, "[a-zA-Z:.$]{0,10}"]
+        }
+
+        fn json_value() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                any::<f64>().prop_map(|number| json!(number)),
+                any::<i64>().prop_map(Value::from),
+                "[a-zA-Z0-9 @.\\-]{0,12}".prop_map(Value::String),
+                prop::sample::select(vec!["True", "false", "", "2026-01-01T00:00:00Z"]).prop_map(Value::from),
+            ];
+            leaf.prop_recursive(4, 32, 5, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                    prop::collection::vec((key(), inner), 0..5)
+                        .prop_map(|entries| Value::Object(entries.into_iter().collect())),
+                ]
+            })
+        }
+
+        proptest! {
+            #[test]
+            fn create_and_replace_never_panic(body in json_value(), existing in json_value()) {
+                for kind in [ResourceKind::User, ResourceKind::Group] {
+                    let _ = parse_create(kind, body.clone());
+                    let existing = existing.as_object().cloned().unwrap_or_default();
+                    let _ = parse_replace(kind, &existing, body.clone());
+                }
+            }
+
+            #[test]
+            fn projection_never_panics(attributes in "[a-zA-Z:.,$ ]{0,40}", excluded in "[a-zA-Z:.,$ ]{0,40}", resource in json_value()) {
+                if let Ok(projection) = Projection::parse(Some(&attributes), Some(&excluded)) {
+                    let _ = project(ResourceKind::User, &resource, &projection);
+                    let _ = project(ResourceKind::Group, &resource, &projection);
+                }
+            }
+        }
+    }
 }
