@@ -417,6 +417,21 @@ impl Daemon {
         }
     }
 
+    /// Starts the daemon again after `stop`, on the same config, port and state, so a test
+    /// can run the CLI against a stopped daemon in between.
+    pub fn start_again(&mut self) {
+        assert!(
+            self.child.is_none(),
+            "idpsync is still running; call stop first"
+        );
+        if let Err(error) = self.launch() {
+            panic!(
+                "idpsync did not start again: {error}\n--- daemon log ---\n{}",
+                self.log()
+            );
+        }
+    }
+
     fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
