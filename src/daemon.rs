@@ -80,29 +80,42 @@ impl Daemon {
         self.state.metrics.render(self.state.store.file_size())
     }
 
-    /// Loads the permission folder; a valid load replaces the policy in force, an invalid one
-    /// is reported and the last valid policy stays.
-    pub async fn reload_permissions(&self) {
+    /// Loads the permission folder. An invalid folder is recorded as the permission error and
+    /// gives None, so the last valid policy stays in force.
+    async fn load_permissions(&self) -> Option<Policy> {
         let dir = self.config().permissions.dir.clone();
-        let loaded = tokio::task::spawn_blocking(move || permissions::load_dir(&dir)).await;
-        match loaded {
-            Ok(Ok(policy)) => {
-                let files = policy.files().len();
-                match self.organization.apply_policy(policy).await {
-                    Ok(report) => {
-                        *self.permission_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
-                        self.policy_loaded.store(true, Ordering::SeqCst);
-                        tracing::info!(files, report = %serde_json::to_string(&report).unwrap_or_default(), "permissions applied");
-                    }
-                    Err(error) => tracing::warn!(%error, "applying permissions failed; the previous permissions stay in force"),
-                }
-            }
+        match tokio::task::spawn_blocking(move || permissions::load_dir(&dir)).await {
+            Ok(Ok(policy)) => Some(policy),
             Ok(Err(errors)) => {
                 let text = errors.to_string();
                 tracing::warn!(errors = %text, "permission files are invalid; the previous permissions stay in force");
                 *self.permission_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(text);
+                None
             }
-            Err(error) => tracing::warn!(%error, "the permission loading task failed; the previous permissions stay in force"),
+            Err(error) => {
+                tracing::warn!(%error, "the permission loading task failed; the previous permissions stay in force");
+                None
+            }
+        }
+    }
+
+    /// Records that a valid policy is in force.
+    fn policy_accepted(&self, files: usize) {
+        *self.permission_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.policy_loaded.store(true, Ordering::SeqCst);
+        tracing::info!(files, "permissions in force");
+    }
+
+    /// Loads the permission folder and applies a valid policy at once, without a sync.
+    pub async fn reload_permissions(&self) {
+        let Some(policy) = self.load_permissions().await else { return };
+        let files = policy.files().len();
+        match self.organization.apply_policy(policy).await {
+            Ok(report) => {
+                tracing::info!(groups_changed = report.groups_changed, users_changed = report.users_changed, "permission change applied");
+                self.policy_accepted(files);
+            }
+            Err(error) => tracing::warn!(%error, "applying permissions failed; the previous permissions stay in force"),
         }
     }
 
@@ -249,6 +262,46 @@ impl Daemon {
     /// fails to load keeps its previous value.
     pub async fn reload(&self) -> Reply {
         let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Reloading]);
+        let problems = self.reload_config_and_tls().await;
+        self.reload_permissions().await;
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+        Reply::ok(self.reload_answer(problems))
+    }
+
+    fn reload_answer(&self, mut problems: Vec<String>) -> Value {
+        if let Some(error) = self.permission_error.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+            problems.push(error);
+        }
+        json!({"reloaded": problems.is_empty(), "problems": problems})
+    }
+
+    /// SIGHUP: reloads the config and the certificate, then syncs. The sync applies freshly
+    /// loaded permissions first, inside the sync queue, so a SIGHUP during a running sync
+    /// joins its follow-up run instead of adding another.
+    async fn reload_and_sync(&self) {
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Reloading]);
+        let problems = self.reload_config_and_tls().await;
+        let policy = self.load_permissions().await;
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+        tracing::info!(answer = %self.reload_answer(problems), "reloaded after SIGHUP");
+        let result = match policy {
+            Some(policy) => {
+                let files = policy.files().len();
+                let result = self.organization.sync_with_policy(Trigger::Signal, SyncOptions::default(), Some(policy)).await;
+                if !matches!(result, Err(SyncError::Store(_) | SyncError::Stopped)) {
+                    self.policy_accepted(files);
+                }
+                result.map(|_| ()).map_err(RunError::Sync)
+            }
+            None => self.run_sync(Trigger::Signal, SyncOptions::default()).await.map(|_| ()),
+        };
+        if let Err(error) = result {
+            tracing::warn!(%error, "sync after SIGHUP did not apply");
+        }
+    }
+
+    /// Reloads the config file and the TLS certificate; returns what could not be reloaded.
+    async fn reload_config_and_tls(&self) -> Vec<String> {
         let mut problems = Vec::new();
         let path = self.config().file.clone();
         match Config::load(&path) {
@@ -269,12 +322,7 @@ impl Daemon {
                 problems.push(error.to_string());
             }
         }
-        self.reload_permissions().await;
-        if let Some(error) = self.permission_error.lock().unwrap_or_else(|e| e.into_inner()).clone() {
-            problems.push(error);
-        }
-        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
-        Reply::ok(json!({"reloaded": problems.is_empty(), "problems": problems}))
+        problems
     }
 
     async fn apply_config(&self, new: Config, problems: &mut Vec<String>) {
@@ -428,12 +476,7 @@ async fn wait_for_signals(daemon: &Arc<Daemon>) {
         if signal == SIGHUP {
             tracing::info!("SIGHUP: reloading, then syncing");
             let daemon = daemon.clone();
-            tokio::spawn(async move {
-                daemon.reload().await;
-                if let Err(error) = daemon.run_sync(Trigger::Signal, SyncOptions::default()).await {
-                    tracing::warn!(%error, "sync after SIGHUP did not apply");
-                }
-            });
+            tokio::spawn(async move { daemon.reload_and_sync().await });
         } else {
             return;
         }

@@ -116,6 +116,8 @@ type Waiter = oneshot::Sender<Result<SyncReport, SyncError>>;
 struct Pending {
     trigger: Trigger,
     force: bool,
+    /// The newest policy that a request asked to apply before the run plans.
+    policy: Option<Arc<Policy>>,
     waiters: Vec<Waiter>,
 }
 
@@ -205,7 +207,23 @@ impl Organization {
         trigger: Trigger,
         options: SyncOptions,
     ) -> Result<SyncReport, SyncError> {
+        self.sync_with_policy(trigger, options, None).await
+    }
+
+    /// Like [`Organization::sync`], but the run first applies `policy` (as
+    /// [`Organization::apply_policy`] does), so a reload and its sync join a running sync's
+    /// follow-up as one request instead of queueing a second follow-up behind it.
+    pub async fn sync_with_policy(
+        &self,
+        trigger: Trigger,
+        options: SyncOptions,
+        policy: Option<Policy>,
+    ) -> Result<SyncReport, SyncError> {
+        let policy = policy.map(Arc::new);
         if options.dry_run {
+            if let Some(policy) = policy {
+                self.apply_policy_shared(policy).await?;
+            }
             return self.dry_run(trigger, options.force).await;
         }
         let (waiter, result) = oneshot::channel();
@@ -215,9 +233,13 @@ impl Organization {
                 let pending = queue.pending.get_or_insert_with(|| Pending {
                     trigger,
                     force: false,
+                    policy: None,
                     waiters: Vec::new(),
                 });
                 pending.force |= options.force;
+                if policy.is_some() {
+                    pending.policy = policy.clone();
+                }
                 pending.waiters.push(waiter);
                 None
             } else {
@@ -229,19 +251,25 @@ impl Organization {
             // The runs happen in their own task, so a caller that stops waiting does not
             // strand the callers queued behind it.
             let organization = self.clone();
-            tokio::spawn(organization.drive(trigger, options.force, vec![waiter]));
+            tokio::spawn(organization.drive(trigger, options.force, policy, vec![waiter]));
         }
         result.await.unwrap_or(Err(SyncError::Stopped))
     }
 
     /// Runs syncs until no request is pending.
-    async fn drive(self, mut trigger: Trigger, mut force: bool, mut waiters: Vec<Waiter>) {
+    async fn drive(
+        self,
+        mut trigger: Trigger,
+        mut force: bool,
+        mut policy: Option<Arc<Policy>>,
+        mut waiters: Vec<Waiter>,
+    ) {
         let mut reset = QueueReset {
             inner: self.inner.clone(),
             armed: true,
         };
         loop {
-            let result = self.run_once(trigger, force).await;
+            let result = self.run_once(trigger, force, policy.take()).await;
             for waiter in waiters.drain(..) {
                 let shared = match &result {
                     Ok(report) => Ok(report.clone()),
@@ -255,6 +283,7 @@ impl Organization {
                 Some(next) => {
                     trigger = next.trigger;
                     force = next.force;
+                    policy = next.policy;
                     waiters = next.waiters;
                 }
                 None => {
@@ -266,8 +295,18 @@ impl Organization {
         }
     }
 
-    async fn run_once(&self, trigger: Trigger, force: bool) -> Result<SyncReport, SyncError> {
+    async fn run_once(
+        &self,
+        trigger: Trigger,
+        force: bool,
+        policy: Option<Arc<Policy>>,
+    ) -> Result<SyncReport, SyncError> {
         let _exclusive = self.inner.exclusive.lock().await;
+        if let Some(policy) = policy {
+            if let Err(error) = self.apply_policy_locked(policy).await {
+                tracing::warn!(%error, "applying permissions before the sync failed; the sync uses the previous permissions");
+            }
+        }
         let clock = Instant::now();
         let start = RunStart {
             trigger,
@@ -427,8 +466,16 @@ impl Organization {
     /// changed, swaps the policy in, and writes the export file. On error the old policy
     /// stays in force.
     pub async fn apply_policy(&self, new: Policy) -> Result<PolicyReport, SyncError> {
+        self.apply_policy_shared(Arc::new(new)).await
+    }
+
+    async fn apply_policy_shared(&self, new: Arc<Policy>) -> Result<PolicyReport, SyncError> {
         let _exclusive = self.inner.exclusive.lock().await;
-        let new = Arc::new(new);
+        self.apply_policy_locked(new).await
+    }
+
+    /// Applies a policy; the caller holds `exclusive`.
+    async fn apply_policy_locked(&self, new: Arc<Policy>) -> Result<PolicyReport, SyncError> {
         let store = self.inner.store.clone();
         let policy = new.clone();
         let task = tokio::task::spawn_blocking(move || {
