@@ -294,11 +294,11 @@ impl<'d> CaseRun<'d> {
         let headers: Vec<String> = request
             .headers
             .iter()
-            .map(|(name, value)| format!("{name}: {value}"))
+            .map(|(name, value)| format!("{name}: {}", redacted(name, value)))
             .collect();
         let _ = write!(
             self.transcript,
-            "\nrequest that failed:\n  {} {}\n  {}\n  {sent}\nanswer:\n  status {}\n  Content-Type: {}\n  {}\n",
+            "\nrequest that failed:\n  {} {}\n  {}\n  {sent}\nresponse:\n  status {}\n  Content-Type: {}\n  {}\n",
             request.method,
             request.path,
             headers.join("\n  "),
@@ -1227,6 +1227,17 @@ fn saved_names(saved: &Map<String, Value>) -> HashMap<String, String> {
 }
 
 // ------------------------------------------------------------------ text ----
+
+/// Hides the credential of an Authorization header, keeping its scheme.
+fn redacted(name: &str, value: &str) -> String {
+    if !name.eq_ignore_ascii_case("authorization") {
+        return value.to_string();
+    }
+    match value.split_once(' ') {
+        Some((scheme, _)) => format!("{scheme} (redacted)"),
+        None => "(redacted)".to_string(),
+    }
+}
 
 /// Returns a string's own text and any other value as JSON.
 fn plain_text(value: &Value) -> String {
