@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use redb::{Database, MultimapTableDefinition, ReadTransaction, ReadableTable, TableDefinition};
 
-pub use writer::{JobError, Writer};
+pub use writer::{JobError, Writer, WriterStats};
 
 /// Raised when the store cannot be opened or a storage operation fails.
 #[derive(Debug, thiserror::Error)]

@@ -3,6 +3,7 @@
 //! an fsync. Each caller gets its answer only after the commit that holds its change.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use redb::{Database, WriteTransaction};
@@ -38,16 +39,33 @@ enum Message {
 #[derive(Clone)]
 pub struct Writer {
     sender: mpsc::Sender<Message>,
+    stats: Arc<WriterStats>,
+}
+
+/// Counters of the writer thread since the store opened.
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    /// Write transactions committed.
+    pub commits: AtomicU64,
+    /// Jobs run, committed or not.
+    pub jobs: AtomicU64,
 }
 
 impl Writer {
     pub(super) fn start(db: Arc<Database>) -> Writer {
         let (sender, receiver) = mpsc::channel(4096);
+        let stats = Arc::new(WriterStats::default());
+        let thread_stats = stats.clone();
         std::thread::Builder::new()
             .name("store-writer".to_string())
-            .spawn(move || run(db, receiver))
+            .spawn(move || run(db, receiver, &thread_stats))
             .expect("the store writer thread must start");
-        Writer { sender }
+        Writer { sender, stats }
+    }
+
+    /// Commit and job counts, for metrics and benchmarks.
+    pub fn stats(&self) -> &WriterStats {
+        &self.stats
     }
 
     /// Runs `job` in the next write transaction and returns its result once that
@@ -91,7 +109,7 @@ impl Writer {
     }
 }
 
-fn run(db: Arc<Database>, mut receiver: mpsc::Receiver<Message>) {
+fn run(db: Arc<Database>, mut receiver: mpsc::Receiver<Message>, stats: &WriterStats) {
     while let Some(first) = receiver.blocking_recv() {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         let mut stop = None;
@@ -107,7 +125,10 @@ fn run(db: Arc<Database>, mut receiver: mpsc::Receiver<Message>) {
             }
         }
         if !batch.is_empty() {
-            commit_batch(&db, batch);
+            stats.jobs.fetch_add(batch.len() as u64, Ordering::Relaxed);
+            if commit_batch(&db, batch) {
+                stats.commits.fetch_add(1, Ordering::Relaxed);
+            }
         }
         if let Some(done) = stop {
             let _ = done.send(());
@@ -116,7 +137,8 @@ fn run(db: Arc<Database>, mut receiver: mpsc::Receiver<Message>) {
     }
 }
 
-fn commit_batch(db: &Database, batch: Vec<Box<dyn FnOnce(&WriteTransaction) -> (bool, Completion) + Send>>) {
+/// Runs a batch in one transaction; returns whether it committed.
+fn commit_batch(db: &Database, batch: Vec<Box<dyn FnOnce(&WriteTransaction) -> (bool, Completion) + Send>>) -> bool {
     let txn = match db.begin_write() {
         Ok(txn) => txn,
         Err(error) => {
@@ -124,7 +146,7 @@ fn commit_batch(db: &Database, batch: Vec<Box<dyn FnOnce(&WriteTransaction) -> (
             // Dropping the jobs drops their reply channels, so each caller gets
             // `StoreError::WriterStopped` instead of waiting.
             drop(batch);
-            return;
+            return false;
         }
     };
     let mut completions = Vec::with_capacity(batch.len());
@@ -143,7 +165,9 @@ fn commit_batch(db: &Database, batch: Vec<Box<dyn FnOnce(&WriteTransaction) -> (
             format!("commit failed: {error}")
         })
     };
+    let committed = outcome.is_ok();
     for completion in completions {
         completion(outcome.clone());
     }
+    committed
 }
