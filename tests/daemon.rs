@@ -194,3 +194,34 @@ fn sigterm_lets_daemon_exit_zero() {
     create(&daemon, "/Users", &user("frank@example.com"));
     daemon.stop();
 }
+
+#[test]
+fn patch_of_large_group_answers_204() {
+    let daemon = Daemon::start_with("[scim]\nmax_results = 3\n");
+    let users: Vec<String> = (0..5).map(|index| create(&daemon, "/Users", &user(&format!("m{index}@example.com")))).collect();
+    let small = create(&daemon, "/Groups", &json!({"displayName": "small", "members": [{"value": users[0]}]}));
+    let large_members: Vec<Value> = users[..4].iter().map(|id| json!({"value": id})).collect();
+    let large = create(&daemon, "/Groups", &json!({"displayName": "large", "members": large_members}));
+    let add = |id: &str| {
+        json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "add", "path": "members", "value": [{"value": id}]}]
+        })
+    };
+
+    let response = daemon.scim("PATCH", &format!("/Groups/{small}"), Some(&add(&users[4])));
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(response.json().unwrap()["members"].as_array().unwrap().len(), 2);
+
+    let response = daemon.scim("PATCH", &format!("/Groups/{large}"), Some(&add(&users[4])));
+    assert_eq!(response.status, 204, "{}", response.text());
+    assert!(response.body.is_empty());
+    let etag = response.header("etag").expect("204 carries the new ETag");
+    let read = daemon.scim("GET", &format!("/Groups/{large}"), None);
+    assert_eq!(read.header("etag").as_deref(), Some(etag.as_str()));
+    assert_eq!(read.json().unwrap()["members"].as_array().unwrap().len(), 5);
+
+    let response = daemon.scim("PATCH", &format!("/Groups/{large}?excludedAttributes=members"), Some(&add(&users[4])));
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert!(response.json().unwrap().get("members").is_none());
+}

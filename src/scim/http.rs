@@ -360,8 +360,35 @@ async fn patch(state: &Arc<AppState>, kind: ResourceKind, id: String, call: Call
         .writer()
         .write(move |txn| directory::patch(txn, kind, &target, &operations, if_match.as_deref()))
         .await?;
+    if kind == ResourceKind::Group && resource::wants_members(&projection) {
+        // RFC 7644 section 3.5.2 allows 204 instead of the whole resource. A group larger than
+        // a list page answers 204, so a one-member change never sends the whole membership.
+        let limit = state.config.load().scim.max_results;
+        if let Some(version) = large_group_version(state, id.clone(), limit).await? {
+            let mut response = Response::new(Full::new(Bytes::new()));
+            *response.status_mut() = StatusCode::NO_CONTENT;
+            set_etag(&mut response, &version);
+            return Ok(response);
+        }
+    }
     let rendered = render_by_id(state, kind, id, projection).await?;
     Ok(resource_response(StatusCode::OK, rendered, None))
+}
+
+/// The version of a group that has more than `limit` members, or None for a smaller group.
+/// It reads at most `limit + 1` membership keys.
+async fn large_group_version(state: &Arc<AppState>, id: String, limit: usize) -> Result<Option<String>, ScimError> {
+    let store = state.store.clone();
+    tokio::task::spawn_blocking(move || {
+        let txn = store.read()?;
+        if directory::member_count_up_to(&txn, &id, limit + 1)? <= limit {
+            return Ok(None);
+        }
+        let doc = directory::read_doc(&txn, ResourceKind::Group, &id)?;
+        Ok(doc.map(|doc| directory::version_of(&doc).to_string()))
+    })
+    .await
+    .map_err(|_| ScimError::internal("the request failed; retry"))?
 }
 
 async fn delete(state: &Arc<AppState>, kind: ResourceKind, id: String, call: Call) -> Result<Response<Body>, ScimError> {

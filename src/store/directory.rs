@@ -577,6 +577,20 @@ pub fn group_members(txn: &ReadTransaction, group_id: &str, base_url: &str) -> R
     Ok(list)
 }
 
+/// Number of a group's members, counting no further than `cap`.
+pub fn member_count_up_to(txn: &ReadTransaction, group_id: &str, cap: usize) -> Result<usize, ScimError> {
+    let members = txn.open_table(MEMBERS)?;
+    let mut count = 0;
+    for entry in members.range((group_id, "")..)?.take(cap) {
+        let (key, _) = entry?;
+        if key.value().0 != group_id {
+            break;
+        }
+        count += 1;
+    }
+    Ok(count)
+}
+
 /// The `groups` attribute of a user: the groups that list it as a direct member.
 pub fn user_groups(txn: &ReadTransaction, user_id: &str, base_url: &str) -> Result<Vec<Value>, ScimError> {
     let member_of = txn.open_table(MEMBER_OF)?;
