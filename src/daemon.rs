@@ -223,7 +223,16 @@ impl Daemon {
 
     pub async fn list_tokens(&self) -> Reply {
         match self.token_records().await {
-            Ok(records) => Reply::ok(json!(records.iter().map(token_view).collect::<Vec<_>>())),
+            Ok(mut records) => {
+                // Last-use times reach the store every few seconds; show the newest ones now.
+                let pending = self.state.tokens.pending_last_used();
+                for record in &mut records {
+                    if let Some(time) = pending.get(&record.id) {
+                        record.last_used = Some(time.clone());
+                    }
+                }
+                Reply::ok(json!(records.iter().map(token_view).collect::<Vec<_>>()))
+            }
             Err(error) => Reply::error(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()),
         }
     }

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures::FutureExt;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
@@ -47,9 +48,15 @@ enum Route {
 pub async fn handle(state: Arc<AppState>, request: Request<IncomingBody>) -> Response<Body> {
     let method = request.method().clone();
     let path = request.uri().path().to_string();
-    let (response, resource_label) = match route_request(&state, request).await {
-        Ok((response, label)) => (response, label),
-        Err((error, label)) => (error_response(&error), label),
+    // A panic in a handler is a bug; the client still gets a SCIM error, not a reset.
+    let routed = std::panic::AssertUnwindSafe(route_request(&state, request)).catch_unwind().await;
+    let (response, resource_label) = match routed {
+        Ok(Ok((response, label))) => (response, label),
+        Ok(Err((error, label))) => (error_response(&error), label),
+        Err(_) => {
+            tracing::error!(%method, %path, "a SCIM handler panicked");
+            (error_response(&ScimError::internal("the server failed to handle the request")), "unknown")
+        }
     };
     state.metrics.record_request(resource_label, method.as_str(), response.status().as_u16());
     tracing::debug!(%method, %path, status = response.status().as_u16(), "scim request");

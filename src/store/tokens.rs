@@ -186,6 +186,11 @@ impl TokenVerifier {
         found
     }
 
+    /// Last-use times collected but not yet taken, without taking them.
+    pub fn pending_last_used(&self) -> HashMap<String, String> {
+        self.last_used.lock().map(|times| times.clone()).unwrap_or_default()
+    }
+
     /// Last-use times collected since the previous call.
     pub fn take_last_used(&self) -> HashMap<String, String> {
         self.last_used.lock().map(|mut times| std::mem::take(&mut *times)).unwrap_or_default()
