@@ -61,13 +61,15 @@ async fn concurrent_creates(writers: usize) -> (f64, u64) {
     ((per_writer * writers) as f64 / seconds, commits.saturating_sub(1))
 }
 
-/// Builds a group with `size` members, then times `PATCHES` one-member add and remove PATCHes.
+/// Builds a group with `size` members out of `BIG_GROUP + PATCHES` users (the same store size
+/// for every group size, so only the group differs), then times `PATCHES` one-member add and
+/// remove PATCHes.
 async fn member_patch_cost(size: usize) -> f64 {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Store::open(&dir.path().join("bench.redb")).expect("open store");
     let users: Vec<String> = {
-        let mut ids = Vec::with_capacity(size + PATCHES);
-        for chunk in (0..size + PATCHES).collect::<Vec<_>>().chunks(1_000) {
+        let mut ids = Vec::with_capacity(BIG_GROUP + PATCHES);
+        for chunk in (0..BIG_GROUP + PATCHES).collect::<Vec<_>>().chunks(1_000) {
             let chunk = chunk.to_vec();
             let created = store
                 .writer()
@@ -99,7 +101,7 @@ async fn member_patch_cost(size: usize) -> f64 {
     };
     let group = Arc::new(group);
     let started = Instant::now();
-    for user in &users[size..] {
+    for user in &users[BIG_GROUP..] {
         for op in ["add", "remove"] {
             let body = json!({
                 "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
