@@ -315,16 +315,7 @@ impl<'a> StagedMembers<'a> {
     pub fn commit(self) -> Result<(), ScimError> {
         let mut removed = self.removed.clone();
         if self.cleared {
-            let members = self.txn.open_table(MEMBERS)?;
-            let range = members.range((self.group_id.as_str(), "")..)?;
-            for entry in range {
-                let (key, _) = entry?;
-                let (group, member) = key.value();
-                if group != self.group_id {
-                    break;
-                }
-                removed.insert(member.to_string());
-            }
+            removed.extend(read_member_ids(&self.txn.open_table(MEMBERS)?, &self.group_id)?);
         }
         let mut members = self.txn.open_table(MEMBERS)?;
         let mut member_of = self.txn.open_table(MEMBER_OF)?;
@@ -427,16 +418,7 @@ fn read_member_ids(
     members: &impl ReadableTable<(&'static str, &'static str), u8>,
     group_id: &str,
 ) -> Result<Vec<String>, ScimError> {
-    let mut ids = Vec::new();
-    for entry in members.range((group_id, "")..)? {
-        let (key, _) = entry?;
-        let (group, member) = key.value();
-        if group != group_id {
-            break;
-        }
-        ids.push(member.to_string());
-    }
-    Ok(ids)
+    Ok(pair_range(members, group_id)?)
 }
 
 /// Creates a resource from a parsed body; returns the stored document.
@@ -532,18 +514,7 @@ pub fn delete(txn: &WriteTransaction, kind: ResourceKind, id: &str, if_match: Op
     mark_dirty(txn, &dirty_key(kind, id))?;
 
     // The groups this resource belongs to lose it as a member.
-    let mut parents = Vec::new();
-    {
-        let member_of = txn.open_table(MEMBER_OF)?;
-        for entry in member_of.range((id, "")..)? {
-            let (key, _) = entry?;
-            let (member, group) = key.value();
-            if member != id {
-                break;
-            }
-            parents.push(group.to_string());
-        }
-    }
+    let parents = pair_range(&txn.open_table(MEMBER_OF)?, id)?;
     for group in &parents {
         let mut staged = StagedMembers::new(txn, group);
         staged.remove(id)?;
@@ -593,15 +564,10 @@ pub fn member_count_up_to(txn: &ReadTransaction, group_id: &str, cap: usize) -> 
 
 /// The `groups` attribute of a user: the groups that list it as a direct member.
 pub fn user_groups(txn: &ReadTransaction, user_id: &str, base_url: &str) -> Result<Vec<Value>, ScimError> {
-    let member_of = txn.open_table(MEMBER_OF)?;
     let groups = txn.open_table(GROUPS)?;
     let mut list = Vec::new();
-    for entry in member_of.range((user_id, "")..)? {
-        let (key, _) = entry?;
-        let (member, group_id) = key.value();
-        if member != user_id {
-            break;
-        }
+    for group_id in pair_range(&txn.open_table(MEMBER_OF)?, user_id)? {
+        let group_id = group_id.as_str();
         let mut item = json!({"value": group_id, "$ref": format!("{base_url}/Groups/{group_id}"), "type": "direct"});
         if let Some(doc) = get_doc(&groups, group_id)? {
             if let Some(name) = doc.get("displayName") {

@@ -203,6 +203,24 @@ fn migrate(db: &Database, path: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Collects the second part of every `(prefix, second)` key of a pair table, such as the
+/// member ids of one group in `MEMBERS`.
+pub fn pair_range<V: redb::Value + 'static>(
+    table: &impl ReadableTable<(&'static str, &'static str), V>,
+    prefix: &str,
+) -> Result<Vec<String>, StoreError> {
+    let mut found = Vec::new();
+    for entry in table.range((prefix, "")..)? {
+        let (key, _) = entry?;
+        let (first, second) = key.value();
+        if first != prefix {
+            break;
+        }
+        found.push(second.to_string());
+    }
+    Ok(found)
+}
+
 /// Reads a counter from `META`, 0 when absent.
 pub fn meta_get(table: &impl redb::ReadableTable<&'static str, u64>, key: &str) -> Result<u64, StoreError> {
     Ok(table.get(key)?.map(|value| value.value()).unwrap_or(0))

@@ -127,22 +127,7 @@ pub fn get_access(
     Ok(get_record(table, user_id)?.unwrap_or_default())
 }
 
-/// Collects the second part of every `(prefix, second)` key of a pair table.
-pub fn pair_range(
-    table: &impl ReadableTable<(&'static str, &'static str), ()>,
-    prefix: &str,
-) -> Result<Vec<String>, StoreError> {
-    let mut found = Vec::new();
-    for entry in table.range((prefix, "")..)? {
-        let (key, _) = entry?;
-        let (first, second) = key.value();
-        if first != prefix {
-            break;
-        }
-        found.push(second.to_string());
-    }
-    Ok(found)
-}
+pub use crate::store::pair_range;
 
 /// Adds `delta` to a META counter, never going below zero.
 pub fn add_counter(
