@@ -77,7 +77,15 @@ impl Daemon {
     }
 
     pub fn metrics_text(&self) -> String {
-        self.state.metrics.render(self.state.store.file_size())
+        let stats = self.state.store.writer().stats();
+        let mut text = self.state.metrics.render(self.state.store.file_size());
+        text.push_str("# HELP idpsync_store_commits_total Durable write transactions committed.\n");
+        text.push_str("# TYPE idpsync_store_commits_total counter\n");
+        text.push_str(&format!("idpsync_store_commits_total {}\n", stats.commits.load(Ordering::Relaxed)));
+        text.push_str("# HELP idpsync_store_write_jobs_total Writes run by the store writer; a commit holds one or more.\n");
+        text.push_str("# TYPE idpsync_store_write_jobs_total counter\n");
+        text.push_str(&format!("idpsync_store_write_jobs_total {}\n", stats.jobs.load(Ordering::Relaxed)));
+        text
     }
 
     /// Loads the permission folder. An invalid folder is recorded as the permission error and

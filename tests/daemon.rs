@@ -225,3 +225,37 @@ fn patch_of_large_group_answers_204() {
     assert_eq!(response.status, 200, "{}", response.text());
     assert!(response.json().unwrap().get("members").is_none());
 }
+
+/// Sends one HTTP/1.1 request over the control socket and returns the raw answer.
+fn control_get(daemon: &Daemon, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::os::unix::net::UnixStream::connect(daemon.socket_path()).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: idpsync\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+#[test]
+fn metrics_count_requests_and_commits() {
+    let daemon = Daemon::start();
+    create(&daemon, "/Users", &user("grace@example.com"));
+    daemon.scim("GET", "/Users/missing", None);
+    let metrics = control_get(&daemon, "/metrics");
+    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    assert!(metrics.contains("idpsync_scim_requests_total{resource=\"Users\",method=\"POST\",status=\"201\"} 1"), "{metrics}");
+    assert!(metrics.contains("idpsync_scim_requests_total{resource=\"Users\",method=\"GET\",status=\"404\"} 1"), "{metrics}");
+    assert!(metrics.contains("idpsync_store_commits_total "), "{metrics}");
+    assert!(metrics.contains("idpsync_store_size_bytes "), "{metrics}");
+}
+
+#[test]
+fn control_socket_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let daemon = Daemon::start();
+    let mode = std::fs::metadata(daemon.socket_path()).unwrap().permissions().mode();
+    assert_eq!(mode & 0o077, 0, "socket mode {mode:o} lets other users in");
+    let status = control_get(&daemon, "/status");
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    assert!(status.contains("\"scim_url\""), "{status}");
+}
