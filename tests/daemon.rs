@@ -259,3 +259,94 @@ fn control_socket_is_private() {
     assert!(status.starts_with("HTTP/1.1 200"), "{status}");
     assert!(status.contains("\"scim_url\""), "{status}");
 }
+
+fn client_trusting(pem: &std::path::Path) -> reqwest::blocking::Client {
+    let certificate = reqwest::Certificate::from_pem(&std::fs::read(pem).unwrap()).unwrap();
+    reqwest::blocking::Client::builder()
+        .add_root_certificate(certificate)
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn sighup_swaps_certificate_keeping_connections() {
+    let daemon = Daemon::start();
+    let health = format!("{}/health", daemon.origin());
+    let old_client = client_trusting(&daemon.cert_path());
+    assert_eq!(old_client.get(&health).send().unwrap().status(), 200);
+    let old_pem = daemon.dir().join("old-cert.pem");
+    std::fs::copy(daemon.cert_path(), &old_pem).unwrap();
+
+    // A second daemon generates a second self-signed pair; install it as the first one's.
+    let other = Daemon::start();
+    std::fs::copy(other.cert_path(), daemon.cert_path()).unwrap();
+    std::fs::copy(
+        other.cert_path().with_file_name("key.pem"),
+        daemon.cert_path().with_file_name("key.pem"),
+    )
+    .unwrap();
+    daemon.signal(libc::SIGHUP);
+
+    let new_client = client_trusting(&other.cert_path());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if new_client.get(&health).send().is_ok_and(|response| response.status() == 200) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the new certificate was not served\n{}", daemon.log());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(daemon.log().contains("TLS certificate loaded"));
+
+    // The connection opened before the reload keeps serving requests.
+    assert_eq!(old_client.get(&health).send().unwrap().status(), 200);
+    // A new connection that trusts only the old certificate is rejected.
+    let fresh_old = client_trusting(&old_pem);
+    assert!(fresh_old.get(&health).send().is_err());
+}
+
+#[test]
+fn acknowledged_writes_survive_kill() {
+    let mut daemon = Daemon::start();
+    let token = daemon.token().to_string();
+    let url = format!("{}/Users", daemon.scim_url());
+    let cert = daemon.cert_path();
+    let pid = libc::pid_t::try_from(daemon.pid().unwrap()).unwrap();
+    let acknowledged = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for writer in 0..8 {
+            let (token, url, cert, acknowledged) = (&token, &url, &cert, &acknowledged);
+            scope.spawn(move || {
+                let client = client_trusting(cert);
+                for index in 0..200 {
+                    let body = user(&format!("w{writer}-{index}@example.com"));
+                    let sent = client.post(url).bearer_auth(token).header("Content-Type", "application/scim+json").json(&body).send();
+                    let Ok(response) = sent else { return };
+                    if response.status() != 201 {
+                        return;
+                    }
+                    let created: Value = response.json().unwrap();
+                    acknowledged.lock().unwrap().push(created["id"].as_str().unwrap().to_string());
+                }
+            });
+        }
+        // Kill the daemon while the writers are still sending.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while acknowledged.lock().unwrap().len() < 50 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        // SAFETY: kill(2) only reads its two integer arguments.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    });
+    daemon.crash();
+    let acknowledged = acknowledged.into_inner().unwrap();
+    assert!(acknowledged.len() >= 50, "only {} writes were acknowledged", acknowledged.len());
+    assert!(acknowledged.len() < 1600, "the daemon was killed only after every write");
+
+    daemon.start_again();
+    for id in &acknowledged {
+        let response = daemon.scim("GET", &format!("/Users/{id}"), None);
+        assert_eq!(response.status, 200, "acknowledged user {id} was lost");
+    }
+}

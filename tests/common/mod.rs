@@ -432,6 +432,11 @@ impl Daemon {
         }
     }
 
+    /// Kills the daemon with SIGKILL, as a crash or power cut would stop it, and waits for it.
+    pub fn crash(&mut self) {
+        self.kill();
+    }
+
     fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
