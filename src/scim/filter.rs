@@ -1069,7 +1069,12 @@ fn resource_attribute<'v>(
         Some(urn) if !schema::core_schema(kind).id.eq_ignore_ascii_case(urn) => {
             get_ignore_case(resource, urn)?
         }
-        _ => resource,
+        Some(_) => resource,
+        // An extension attribute named without its URN, such as `manager.value`.
+        None => match schema::extension_defining(kind, &path.name) {
+            Some(extension) => get_ignore_case(resource, extension.id)?,
+            None => resource,
+        },
     };
     get_ignore_case(base, &path.name)
 }
@@ -1337,6 +1342,22 @@ fn order_sort_strings(def: Option<&AttrDef>, a: &str, b: &str) -> Ordering {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn unqualified_extension_attribute_matches() {
+        let user = serde_json::json!({
+            "userName": "ada",
+            super::schema::ENTERPRISE_USER_SCHEMA: {"manager": {"value": "boss"}, "department": "Research"}
+        });
+        for (text, expected) in [
+            ("manager.value eq \"boss\"", true),
+            ("department eq \"research\"", true),
+            ("department eq \"Sales\"", false),
+        ] {
+            let filter = parse_filter(text).unwrap();
+            assert_eq!(matches(&filter, ResourceKind::User, &user), expected, "{text}");
+        }
+    }
     use super::*;
     use proptest::prelude::*;
     use serde_json::json;
@@ -1961,7 +1982,8 @@ mod tests {
             ("urn:ietf:params:scim:schemas:core:2.0:User:userName sw \"bj\"", true),
             ("urn:ietf:params:scim:schemas:core:2.0:Group:userName sw \"bj\"", false),
             ("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User pr", true),
-            ("employeeNumber eq \"701984\"", false),
+            // Only the enterprise extension defines employeeNumber, so the bare name finds it.
+            ("employeeNumber eq \"701984\"", true),
             // Precedence: not > and > or.
             ("title pr or userType eq \"Intern\" and active eq false", true),
             ("(title pr or userType eq \"Intern\") and active eq false", false),

@@ -359,6 +359,9 @@ impl Patcher<'_> {
             }
             Some(def) => classify(None, def),
             None => {
+                if let Some(extension) = schema::extension_defining(self.kind, name) {
+                    return self.resolve_in_extension(extension, name);
+                }
                 let name = self.existing_name(None, name);
                 Target::Slot(Slot {
                     container: None,
@@ -1666,6 +1669,29 @@ mod tests {
             without_path[ENTERPRISE],
             json!({"manager": {"value": "boss"}})
         );
+    }
+
+    #[test]
+    fn entra_tutorial_unqualified_manager_list() {
+        let value = json!([{"$ref": "https://example.com/scim/v2/Users/boss", "value": "boss"}]);
+        let with_path = patch_user(json!([{"op": "Add", "path": "manager", "value": value}])).unwrap();
+        assert_eq!(with_path[ENTERPRISE]["manager"]["value"], "boss");
+        assert!(with_path.get("manager").is_none());
+        let without_path = patch_user(json!([{"op": "add", "value": {"department": "Research"}}])).unwrap();
+        assert_eq!(without_path[ENTERPRISE]["department"], "Research");
+        assert!(without_path.get("department").is_none());
+        let removed = patch_user(json!([
+            {"op": "add", "path": "manager", "value": "boss"},
+            {"op": "remove", "path": "manager"}
+        ]))
+        .unwrap();
+        assert!(removed.get(ENTERPRISE).is_none());
+    }
+
+    #[test]
+    fn single_valued_attribute_rejects_longer_list() {
+        let error = patch_user(json!([{"op": "replace", "path": "title", "value": ["a", "b"]}])).unwrap_err();
+        assert_eq!(error.status, 400);
     }
 
     #[test]

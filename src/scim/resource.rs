@@ -125,6 +125,9 @@ fn classify_key(kind: ResourceKind, key: &str) -> KeyClass {
     if let Some(def) = schema::find_attr(kind, None, key) {
         return KeyClass::Attribute(def);
     }
+    if let Some(extension) = schema::extension_defining(kind, key) {
+        return classify_qualified(kind, extension, key);
+    }
     if has_urn_prefix(key) {
         return KeyClass::Foreign;
     }
@@ -365,9 +368,13 @@ pub fn normalize_attribute(
     label: &str,
 ) -> Result<Option<Value>, ScimError> {
     if def.multi_valued {
-        normalize_multi(def, value, label)
-    } else {
-        normalize_single(def, value, label)
+        return normalize_multi(def, value, label);
+    }
+    match value {
+        // A one-element list for a single-valued attribute is that element; Entra ID's
+        // tutorial sends `manager` as `[{"value": ...}]`.
+        Value::Array(mut items) if items.len() == 1 => normalize_single(def, items.remove(0), label),
+        value => normalize_single(def, value, label),
     }
 }
 
@@ -1002,6 +1009,17 @@ mod tests {
     fn create_keeps_unknown_attributes() {
         let doc = create_user(json!({"userName": "ada", "CostCode": {"x": [1, 2]}})).unwrap();
         assert_eq!(doc["CostCode"], json!({"x": [1, 2]}));
+    }
+
+    #[test]
+    fn create_folds_unqualified_extension_attributes() {
+        let body = json!({"userName": "ada", "department": "Research", "manager": [{"value": "boss"}]});
+        let doc = create_user(body).unwrap();
+        let enterprise = schema::ENTERPRISE_USER_SCHEMA;
+        assert_eq!(doc[enterprise]["department"], "Research");
+        assert_eq!(doc[enterprise]["manager"], json!({"value": "boss"}));
+        assert!(doc.get("department").is_none());
+        assert!(doc["schemas"].as_array().unwrap().contains(&json!(enterprise)));
     }
 
     #[test]

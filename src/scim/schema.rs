@@ -486,6 +486,22 @@ pub fn schema_by_urn(kind: ResourceKind, urn: &str) -> Option<&'static SchemaDef
         .find(|schema| schema.id.eq_ignore_ascii_case(urn))
 }
 
+/// The one extension of `kind` that defines `name` (ignoring case), for an attribute a
+/// client sends without its URN although the core schema does not define it. Entra ID's
+/// tutorial, for one, sends the enterprise `manager` as a bare `manager` path. None when no
+/// extension or more than one defines the name.
+pub fn extension_defining(kind: ResourceKind, name: &str) -> Option<&'static SchemaDef> {
+    if find_attr(kind, None, name).is_some() {
+        return None;
+    }
+    let mut defining = extensions(kind)
+        .iter()
+        .copied()
+        .filter(|extension| find_attr(kind, Some(extension.id), name).is_some());
+    let first = defining.next()?;
+    defining.next().is_none().then_some(first)
+}
+
 /// Finds a top-level attribute, ignoring case. Without a URN or with the core URN, the core
 /// schema is searched first and then the common attributes. An extension URN searches that
 /// extension only.
@@ -507,8 +523,13 @@ pub fn find_sub_attr(attr: &AttrDef, name: &str) -> Option<&'static AttrDef> {
 }
 
 /// Finds the definition an attribute path names: the sub-attribute when the path has one.
+/// An unqualified name that only an extension defines resolves in that extension.
 pub fn resolve(kind: ResourceKind, path: &AttrPath) -> Option<&'static AttrDef> {
-    let attr = find_attr(kind, path.urn.as_deref(), &path.name)?;
+    let urn = match &path.urn {
+        None => extension_defining(kind, &path.name).map(|extension| extension.id),
+        Some(urn) => Some(urn.as_str()),
+    };
+    let attr = find_attr(kind, urn, &path.name)?;
     match &path.sub_attr {
         Some(sub) => find_sub_attr(attr, sub),
         None => Some(attr),
