@@ -14,7 +14,7 @@ use crate::scim::schema::{self, AttrDef, Mutability, ResourceKind, SchemaDef};
 pub(super) enum Target {
     /// An attribute in the document.
     Slot(Slot),
-    /// Group `members`, held by the [`MemberSet`].
+    /// Group `members`, held by the [`MemberSet`](super::MemberSet).
     Members,
     /// A whole extension object under its URN key; the schema is `None` for extensions the
     /// server does not model.
