@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::config::{Config, LogFormat, DEFAULT_CONFIG_PATH};
+use crate::config::{Config, DEFAULT_CONFIG_PATH};
 use crate::control::{self, ClientError};
 use crate::store::{tokens, Store, StoreError};
 
@@ -217,29 +217,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
 }
 
 async fn serve(config: Config) -> Result<(), Failure> {
-    init_logging(&config);
+    crate::logging::init(&config.log.level, config.log.format);
     crate::daemon::run(config).await.map_err(|error| {
         tracing::error!(%error, "idpsync failed to start");
         failure(error.to_string())
     })
-}
-
-fn init_logging(config: &Config) {
-    // The scheduler crate logs its own start-up at info; keep it to warnings unless the
-    // operator's filter names it.
-    let mut level = config.log.level.clone();
-    if !level.contains("tokio_cron_scheduler") {
-        level.push_str(",tokio_cron_scheduler=warn");
-    }
-    let filter = tracing_subscriber::EnvFilter::try_from_env("IDPSYNC_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    // Colour codes only on a terminal: journald and log files get plain text.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr);
-    let _ = match config.log.format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder.try_init(),
-    };
 }
 
 fn error_text(body: &Value) -> String {

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -68,6 +68,10 @@ pub struct Daemon {
     /// can never strip everyone's access.
     policy_loaded: Arc<AtomicBool>,
     schedule: tokio::sync::Mutex<Option<Schedule>>,
+    /// Watcher of `permissions.dir`; replaced when a reload names another folder.
+    permission_watcher: Mutex<Option<permissions::PermissionWatcher>>,
+    /// The daemon itself, for callbacks (the permission watcher) that must not keep it alive.
+    this: Weak<Daemon>,
     started: String,
 }
 
@@ -344,21 +348,61 @@ impl Daemon {
 
     async fn apply_config(&self, new: Config, problems: &mut Vec<String>) {
         let old = self.config();
-        if new.server.listen != old.server.listen || new.store.path != old.store.path || new.control.socket != old.control.socket {
-            let message = "server.listen, store.path and control.socket take effect after a restart".to_string();
+        let restart_only = [
+            ("server.listen", new.server.listen != old.server.listen),
+            ("server.max_connections", new.server.max_connections != old.server.max_connections),
+            ("store.path", new.store.path != old.store.path),
+            ("control.socket", new.control.socket != old.control.socket),
+            ("log.format", new.log.format != old.log.format),
+        ];
+        let changed: Vec<&str> = restart_only.iter().filter(|(_, changed)| *changed).map(|(key, _)| *key).collect();
+        if !changed.is_empty() {
+            let message = format!("new values of {} take effect after a restart", changed.join(", "));
             tracing::warn!("{message}");
             problems.push(message);
         }
+        if new.log.level != old.log.level {
+            if let Err(error) = crate::logging::set_level(&new.log.level) {
+                problems.push(error);
+            }
+        }
         self.organization.reconfigure(new.sync.guard.clone(), new.export.path.clone());
         let schedule_changed = new.sync.schedule != old.sync.schedule;
+        let permissions_moved = new.permissions.dir != old.permissions.dir;
         let expression = new.sync.schedule.clone();
+        let permission_dir = new.permissions.dir.clone();
         self.state.config.store(Arc::new(new));
         if schedule_changed {
             if let Err(error) = self.restart_schedule(&expression).await {
                 problems.push(error);
             }
         }
+        if permissions_moved {
+            tracing::info!(dir = %permission_dir.display(), "permissions.dir changed; watching the new folder");
+            self.watch_permissions(&permission_dir);
+        }
         tracing::info!(file = %old.file.display(), "config reloaded");
+    }
+
+    /// Watches `dir` for permission changes, replacing any earlier watcher. A folder that
+    /// cannot be watched is logged; its files then apply on SIGHUP only.
+    fn watch_permissions(&self, dir: &std::path::Path) {
+        let handle = tokio::runtime::Handle::current();
+        let weak = self.this.clone();
+        let watched = permissions::watch(dir.to_path_buf(), move || {
+            if let Some(daemon) = weak.upgrade() {
+                handle.spawn(async move { daemon.reload_permissions().await });
+            }
+        });
+        let watcher = match watched {
+            Ok(watcher) => Some(watcher),
+            Err(error) => {
+                tracing::warn!(%error, dir = %dir.display(), "cannot watch the permission folder; changes apply on SIGHUP only");
+                None
+            }
+        };
+        // The previous watcher stops when it is dropped here.
+        *self.permission_watcher.lock().unwrap_or_else(|e| e.into_inner()) = watcher;
     }
 
     async fn restart_schedule(&self, expression: &str) -> Result<(), String> {
@@ -415,13 +459,15 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         metrics.clone(),
     );
     let state = Arc::new(AppState { config: ArcSwap::from_pointee(config.clone()), store: store.clone(), tokens: verifier.clone(), metrics });
-    let daemon = Arc::new(Daemon {
+    let daemon = Arc::new_cyclic(|this| Daemon {
         state: state.clone(),
         resolver,
         organization,
         permission_error: Mutex::new(None),
         policy_loaded: Arc::new(AtomicBool::new(false)),
         schedule: tokio::sync::Mutex::new(None),
+        permission_watcher: Mutex::new(None),
+        this: this.clone(),
         started: crate::store::now_rfc3339(),
     });
     daemon.reload_permissions().await;
@@ -430,7 +476,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let (shutdown_sender, shutdown) = watch::channel(false);
     let server_task = tokio::spawn(server::serve(listener, tls_config, state.clone(), shutdown.clone()));
     let control_task = tokio::spawn(control::serve(control_listener, daemon.clone(), shutdown.clone()));
-    let watcher = start_permission_watcher(&daemon, &config);
+    daemon.watch_permissions(&config.permissions.dir);
     let flush_task = tokio::spawn(flush_last_used(store.clone(), verifier.clone(), shutdown.clone()));
 
     tracing::info!(listen = %config.server.listen, scim_url = %config.public_url(), socket = %config.control.socket.display(), "idpsync is serving");
@@ -450,7 +496,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     tracing::info!("shutting down");
     let _ = shutdown_sender.send(true);
-    drop(watcher);
+    daemon.permission_watcher.lock().unwrap_or_else(|e| e.into_inner()).take();
     let _ = server_task.await;
     let _ = control_task.await;
     let _ = flush_task.await;
@@ -463,22 +509,6 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     Ok(())
 }
 
-fn start_permission_watcher(daemon: &Arc<Daemon>, config: &Config) -> Option<permissions::PermissionWatcher> {
-    let handle = tokio::runtime::Handle::current();
-    let weak = Arc::downgrade(daemon);
-    let watched = permissions::watch(config.permissions.dir.clone(), move || {
-        if let Some(daemon) = weak.upgrade() {
-            handle.spawn(async move { daemon.reload_permissions().await });
-        }
-    });
-    match watched {
-        Ok(watcher) => Some(watcher),
-        Err(error) => {
-            tracing::warn!(%error, dir = %config.permissions.dir.display(), "cannot watch the permission folder; changes apply on SIGHUP only");
-            None
-        }
-    }
-}
 
 /// Returns on SIGTERM or SIGINT; SIGHUP reloads and then syncs.
 async fn wait_for_signals(daemon: &Arc<Daemon>) {

@@ -17,6 +17,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod daemon;
+pub mod logging;
 pub mod metrics;
 pub mod permissions;
 pub mod scheduler;

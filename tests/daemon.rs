@@ -307,6 +307,29 @@ fn sighup_swaps_certificate_keeping_connections() {
 }
 
 #[test]
+fn sighup_applies_new_log_level() {
+    let daemon = Daemon::start_with("[log]\nlevel = \"warn\"");
+    assert_eq!(daemon.scim("GET", "/Users", None).status, 200);
+    assert!(!daemon.log().contains("scim request"), "debug lines logged at warn\n{}", daemon.log());
+
+    let config = std::fs::read_to_string(daemon.config_path()).unwrap();
+    let edited = config.replace(r#"level = "warn""#, r#"level = "info,idpsync=debug""#);
+    assert_ne!(config, edited, "the test config names no log.level to replace");
+    std::fs::write(daemon.config_path(), edited).unwrap();
+    daemon.signal(libc::SIGHUP);
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        assert_eq!(daemon.scim("GET", "/Users", None).status, 200);
+        if daemon.log().contains("scim request") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no debug line after SIGHUP\n{}", daemon.log());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
 fn acknowledged_writes_survive_kill() {
     let mut daemon = Daemon::start();
     let token = daemon.token().to_string();

@@ -391,6 +391,38 @@ fn permission_files_apply_without_sync() {
 }
 
 #[test]
+fn reload_moves_permission_watch_to_new_folder() {
+    let daemon = Daemon::start();
+    let alice = create_user(&daemon, "alice@example.com");
+    create_group(&daemon, "Engineering", &[&alice]);
+    sync(&daemon);
+    fs::write(daemon.permissions_dir().join("engineering.toml"), engineering_policy("viewer"))
+        .expect("write the permission file");
+    wait_until("alice has the viewer role", || {
+        roles(&daemon, "alice@example.com") == ["viewer"]
+    });
+
+    let moved = daemon.dir().join("permissions-next");
+    fs::create_dir(&moved).expect("create the new permission folder");
+    let moved_file = moved.join("engineering.toml");
+    fs::write(&moved_file, engineering_policy("editor")).expect("write the moved permission file");
+    let config = fs::read_to_string(daemon.config_path()).expect("read the config");
+    let edited = config.replace(r#"dir = "permissions""#, r#"dir = "permissions-next""#);
+    assert_ne!(config, edited, "the test config names no permissions.dir to replace");
+    fs::write(daemon.config_path(), edited).expect("write the config");
+    daemon.signal(libc::SIGHUP);
+    wait_until("alice has the editor role from the new folder", || {
+        roles(&daemon, "alice@example.com") == ["editor"]
+    });
+
+    // Without another SIGHUP, only a watcher on the new folder sees this edit.
+    fs::write(&moved_file, engineering_policy("admin")).expect("edit the moved permission file");
+    wait_until("alice has the admin role", || {
+        roles(&daemon, "alice@example.com") == ["admin"]
+    });
+}
+
+#[test]
 fn invalid_permission_file_keeps_last_valid() {
     let daemon = Daemon::start();
     let alice = create_user(&daemon, "alice@example.com");

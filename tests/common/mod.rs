@@ -143,6 +143,7 @@ impl Daemon {
             .arg(&self.config)
             .arg("serve")
             .env_remove("IDPSYNC_CONFIG")
+            .env_remove("IDPSYNC_LOG")
             .env_remove("NOTIFY_SOCKET")
             .stdin(Stdio::null())
             .stdout(log_for_stdout)
