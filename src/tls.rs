@@ -29,6 +29,11 @@ pub enum TlsError {
     BadKey { path: String, message: String },
     #[error("cannot write the self-signed certificate to {path}: {source}")]
     Write { path: String, source: std::io::Error },
+    #[error(
+        "tls.self_signed creates a pair only when both files are missing, but {present} exists and {missing} \
+         does not; restore {missing}, or remove {present} to generate a new pair"
+    )]
+    HalfPair { present: String, missing: String },
     #[error("cannot generate a self-signed certificate: {0}")]
     Generate(String),
     #[error("TLS setup failed: {0}")]
@@ -56,8 +61,13 @@ impl CertResolver {
 /// Loads the certificate (creating a self-signed one first when configured and missing) and
 /// builds the rustls server config around a swappable resolver.
 pub fn server_config(tls: &TlsConfig, listen_host: IpAddr) -> Result<(Arc<ServerConfig>, Arc<CertResolver>), TlsError> {
-    if tls.self_signed && !tls.cert.exists() && !tls.key.exists() {
-        generate_self_signed(&tls.cert, &tls.key, listen_host)?;
+    if tls.self_signed {
+        match (tls.cert.exists(), tls.key.exists()) {
+            (false, false) => generate_self_signed(&tls.cert, &tls.key, listen_host)?,
+            (true, false) => return Err(half_pair(&tls.cert, &tls.key)),
+            (false, true) => return Err(half_pair(&tls.key, &tls.cert)),
+            (true, true) => {}
+        }
     }
     let key = load_certified_key(&tls.cert, &tls.key)?;
     let resolver = Arc::new(CertResolver { current: ArcSwap::from_pointee(key) });
@@ -66,8 +76,14 @@ pub fn server_config(tls: &TlsConfig, listen_host: IpAddr) -> Result<(Arc<Server
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_no_client_auth()
         .with_cert_resolver(resolver.clone());
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // HTTP/1.1 only: every SCIM client speaks it, and the listener repairs request targets
+    // that clients send unencoded, which it can do only in HTTP/1 framing.
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok((Arc::new(config), resolver))
+}
+
+fn half_pair(present: &Path, missing: &Path) -> TlsError {
+    TlsError::HalfPair { present: present.display().to_string(), missing: missing.display().to_string() }
 }
 
 /// Reads a PEM certificate chain and private key.
@@ -142,22 +158,35 @@ fn generate_self_signed(cert_path: &Path, key_path: &Path, listen_host: IpAddr) 
     Ok(())
 }
 
+/// Writes `contents` to a temporary file beside `path` and renames it into place, so a reader
+/// (or a crash) never leaves a partial PEM file behind.
 fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), TlsError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let error = |source| TlsError::Write { path: path.display().to_string(), source };
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(error)?;
-    }
-    let mut file = std::fs::OpenOptions::new()
+    let folder = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&folder).map_err(error)?;
+    let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+    let temporary = folder.join(format!(".{name}.tmp"));
+    let written = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(mode)
-        .open(path)
-        .map_err(error)?;
-    file.write_all(contents).map_err(error)?;
-    file.sync_all().map_err(error)
+        .open(&temporary)
+        .and_then(|mut file| {
+            file.write_all(contents)?;
+            file.sync_all()
+        })
+        .and_then(|()| std::fs::rename(&temporary, path))
+        .and_then(|()| std::fs::File::open(&folder)?.sync_all());
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    written.map_err(error)
 }
 
 #[cfg(test)]

@@ -373,3 +373,91 @@ fn acknowledged_writes_survive_kill() {
         assert_eq!(response.status, 200, "acknowledged user {id} was lost");
     }
 }
+
+#[test]
+fn unencoded_quotes_in_filter_are_accepted() {
+    let daemon = Daemon::start();
+    create(&daemon, "/Users", &user("ada@example.org"));
+    let headers = vec![("Authorization".to_string(), format!("Bearer {}", daemon.token()))];
+
+    let filter = "/scim/v2/Users?filter=userName eq \"ADA@example.org\"";
+    let response = daemon.send_raw("GET", filter, &headers, None).unwrap();
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(response.json().unwrap()["totalResults"], 1);
+
+    let hash = "/scim/v2/Groups?filter=displayName eq \"C# <dev>\"";
+    let response = daemon.send_raw("GET", hash, &headers, None).unwrap();
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(response.json().unwrap()["totalResults"], 0);
+}
+
+#[test]
+fn head_returns_headers_without_body() {
+    let daemon = Daemon::start();
+    let id = create(&daemon, "/Users", &user("ada@example.org"));
+    let headers = vec![("Authorization".to_string(), format!("Bearer {}", daemon.token()))];
+
+    let response = daemon.send_raw("HEAD", &format!("/scim/v2/Users/{id}"), &headers, None).unwrap();
+    assert_eq!(response.status, 200);
+    assert!(response.body.is_empty(), "HEAD returned a body: {}", response.text());
+    assert!(response.header("etag").is_some());
+    let length: usize = response.header("content-length").unwrap().parse().unwrap();
+    assert!(length > 0);
+}
+
+#[test]
+fn method_not_allowed_lists_endpoint_methods() {
+    let daemon = Daemon::start();
+    let on_list = daemon.scim("DELETE", "/Users", None);
+    assert_scim_error(&on_list, 405, None);
+    assert_eq!(on_list.header("allow").as_deref(), Some("GET, HEAD, POST"));
+    let on_schemas = daemon.scim("POST", "/Schemas", Some(&json!({})));
+    assert_scim_error(&on_schemas, 405, None);
+    assert_eq!(on_schemas.header("allow").as_deref(), Some("GET, HEAD"));
+}
+
+#[test]
+fn bulk_and_me_are_not_implemented() {
+    let daemon = Daemon::start();
+    assert_scim_error(&daemon.scim("POST", "/Bulk", Some(&json!({}))), 501, None);
+    assert_scim_error(&daemon.scim("GET", "/Me", None), 501, None);
+}
+
+#[test]
+fn root_query_lists_every_resource_type() {
+    let daemon = Daemon::start();
+    create(&daemon, "/Users", &user("ada@example.org"));
+    let group = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "ada"});
+    create(&daemon, "/Groups", &group);
+
+    let all = daemon.scim("GET", "/", None);
+    assert_eq!(all.status, 200, "{}", all.text());
+    assert_eq!(all.json().unwrap()["totalResults"], 2);
+    let filtered = daemon.scim("GET", "/?filter=displayName%20eq%20%22ada%22", None);
+    assert_eq!(filtered.status, 200, "{}", filtered.text());
+    let body = filtered.json().unwrap();
+    assert_eq!(body["totalResults"], 1);
+    assert_eq!(body["Resources"][0]["meta"]["resourceType"], "Group");
+}
+
+#[test]
+fn stalled_request_headers_close_connection() {
+    use std::io::{Read, Write};
+    let daemon = Daemon::start();
+    let mut stalled = daemon.connect_tls().unwrap();
+    stalled.write_all(b"GET /scim/v2/Users HTTP/1.1\r\nHost: x\r\n").unwrap();
+    let mut idle = daemon.connect_tls().unwrap();
+    // Completes the handshake without sending a request.
+    idle.conn.complete_io(&mut idle.sock).unwrap();
+
+    let started = std::time::Instant::now();
+    for stream in [&mut stalled, &mut idle] {
+        let mut buffer = [0u8; 256];
+        // The harness's read timeout (30 s) is longer than the daemon's header timeout.
+        let closed = match stream.read(&mut buffer) {
+            Ok(read) => read == 0,
+            Err(error) => error.kind() == std::io::ErrorKind::UnexpectedEof,
+        };
+        assert!(closed, "the daemon kept a stalled connection open for {:?}", started.elapsed());
+    }
+}

@@ -36,12 +36,30 @@ struct Call {
 
 /// Route below the SCIM prefix.
 enum Route {
+    /// The base URL itself: a GET there queries every resource type (RFC 7644 section 3.4.2.1).
+    Root,
     Resources(ResourceKind),
     Resource(ResourceKind, String),
     Search(Option<ResourceKind>),
     ServiceProviderConfig,
     ResourceTypes(Option<String>),
     Schemas(Option<String>),
+    /// An endpoint of RFC 7644 that idpsync does not offer (`/Bulk`, `/Me`); every method
+    /// gets 501 with the reason.
+    Unsupported(&'static str),
+}
+
+impl Route {
+    /// Methods the endpoint serves, sent in `Allow` with a 405.
+    fn allowed_methods(&self) -> &'static str {
+        match self {
+            Route::Resources(_) => "GET, HEAD, POST",
+            Route::Resource(..) => "GET, HEAD, PUT, PATCH, DELETE",
+            Route::Search(_) => "POST",
+            Route::Root | Route::ServiceProviderConfig | Route::ResourceTypes(_) | Route::Schemas(_) => "GET, HEAD",
+            Route::Unsupported(_) => "",
+        }
+    }
 }
 
 /// Handles one request to the SCIM listener; never fails, every error is a SCIM document.
@@ -75,14 +93,27 @@ async fn route_request(
     let label = route_label(&route);
     authenticate(state, request.headers()).map_err(|error| (error, label))?;
     check_accept(request.headers()).map_err(|error| (error, label))?;
+    if let Route::Unsupported(detail) = route {
+        return Err((ScimError::new(501, None, detail), label));
+    }
+    let allowed = route.allowed_methods();
+    if !allowed.split(", ").any(|name| name == request.method().as_str()) {
+        return Ok((method_not_allowed_response(request.method(), allowed), label));
+    }
     let call = read_call(state, request).await.map_err(|error| (error, label))?;
     let response = dispatch(state, route, call).await.map_err(|error| (error, label))?;
     Ok((response, label))
 }
 
+fn method_not_allowed_response(method: &Method, allowed: &'static str) -> Response<Body> {
+    let mut response = error_response(&method_not_allowed(method));
+    response.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allowed));
+    response
+}
+
 fn health(request: &Request<IncomingBody>) -> Response<Body> {
     if request.method() != Method::GET && request.method() != Method::HEAD {
-        return error_response(&method_not_allowed(request.method()));
+        return method_not_allowed_response(request.method(), "GET, HEAD");
     }
     json_response(StatusCode::OK, &json!({"status": "ok"}), "application/json")
 }
@@ -91,7 +122,8 @@ fn route_label(route: &Route) -> &'static str {
     match route {
         Route::Resources(ResourceKind::User) | Route::Resource(ResourceKind::User, _) => "Users",
         Route::Resources(ResourceKind::Group) | Route::Resource(ResourceKind::Group, _) => "Groups",
-        Route::Search(_) => "search",
+        Route::Search(_) | Route::Root => "search",
+        Route::Unsupported(_) => "unsupported",
         Route::ServiceProviderConfig => "ServiceProviderConfig",
         Route::ResourceTypes(_) => "ResourceTypes",
         Route::Schemas(_) => "Schemas",
@@ -109,7 +141,14 @@ fn parse_route(path: &str) -> Result<Route, ScimError> {
     };
     let decoded = |segment: &str| percent_encoding::percent_decode_str(segment).decode_utf8_lossy().into_owned();
     match segments.as_slice() {
+        [] => Ok(Route::Root),
         [".search"] => Ok(Route::Search(None)),
+        ["Bulk"] => Ok(Route::Unsupported(
+            "bulk operations are not supported (ServiceProviderConfig states bulk.supported = false); send each operation on its own",
+        )),
+        ["Me"] => Ok(Route::Unsupported(
+            "the /Me endpoint is not supported: bearer tokens here belong to a provisioning client, not to a user",
+        )),
         ["ServiceProviderConfig"] => Ok(Route::ServiceProviderConfig),
         ["ResourceTypes"] => Ok(Route::ResourceTypes(None)),
         ["ResourceTypes", name] => Ok(Route::ResourceTypes(Some(decoded(name)))),
@@ -199,7 +238,9 @@ fn method_not_allowed(method: &Method) -> ScimError {
 
 async fn dispatch(state: &Arc<AppState>, route: Route, call: Call) -> Result<Response<Body>, ScimError> {
     let base = state.public_url();
-    match (route, call.method.clone()) {
+    // hyper sends the headers of a HEAD response without its body (RFC 9110 section 9.3.2).
+    let method = if call.method == Method::HEAD { Method::GET } else { call.method.clone() };
+    match (route, method) {
         (Route::ServiceProviderConfig, Method::GET) => {
             let config = state.config.load();
             let body = schema::service_provider_config_json(&base, config.scim.max_results, config.server.max_body_bytes);
@@ -216,6 +257,10 @@ async fn dispatch(state: &Arc<AppState>, route: Route, call: Call) -> Result<Res
         (Route::Resources(kind), Method::GET) => {
             let query = ListQuery::from_params(&call.query, state.config.load().scim.max_results)?;
             list_response(state, vec![kind], query).await
+        }
+        (Route::Root, Method::GET) => {
+            let query = ListQuery::from_params(&call.query, state.config.load().scim.max_results)?;
+            list_response(state, vec![ResourceKind::User, ResourceKind::Group], query).await
         }
         (Route::Resources(kind), Method::POST) => create(state, kind, call).await,
         (Route::Search(kind), Method::POST) => {
@@ -454,9 +499,6 @@ pub fn error_response(error: &ScimError) -> Response<Body> {
         response
             .headers_mut()
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"idpsync\""));
-    }
-    if error.status == 405 {
-        response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, POST, PUT, PATCH, DELETE"));
     }
     response
 }

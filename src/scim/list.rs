@@ -97,7 +97,7 @@ fn mentions(filter: &Filter, name: &str) -> bool {
     match filter {
         Filter::Present(path) | Filter::Compare { path, .. } => path.name.eq_ignore_ascii_case(name),
         Filter::ValuePath { path, .. } => path.name.eq_ignore_ascii_case(name),
-        Filter::And(left, right) | Filter::Or(left, right) => mentions(left, name) || mentions(right, name),
+        Filter::And(terms) | Filter::Or(terms) => terms.iter().any(|term| mentions(term, name)),
         Filter::Not(inner) => mentions(inner, name),
     }
 }
@@ -126,6 +126,14 @@ fn add_computed(txn: &ReadTransaction, kind: ResourceKind, doc: &mut Map<String,
     Ok(())
 }
 
+/// Adds `meta.location`, which the store leaves out because it follows `server.public_url`.
+fn add_location(kind: ResourceKind, doc: &mut Map<String, Value>, base_url: &str) {
+    let id = doc.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
+    if let Some(Value::Object(meta)) = doc.get_mut("meta") {
+        meta.insert("location".to_string(), Value::from(format!("{base_url}/{}/{id}", endpoint(kind))));
+    }
+}
+
 /// Turns a stored document into its representation under `projection`.
 pub fn render(
     txn: &ReadTransaction,
@@ -135,16 +143,13 @@ pub fn render(
     base_url: &str,
 ) -> Result<Rendered, ScimError> {
     let version = directory::version_of(&doc).to_string();
-    let id = doc.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
     // A user's `groups` is cheap to read, so only a group's `members` is skipped when the
     // projection leaves it out; `project` drops whatever was not asked for.
     let wanted = kind == ResourceKind::User || resource::wants_members(projection);
     if wanted && !doc.contains_key(computed_attribute(kind)) {
         add_computed(txn, kind, &mut doc, base_url)?;
     }
-    if let Some(Value::Object(meta)) = doc.get_mut("meta") {
-        meta.insert("location".to_string(), Value::from(format!("{base_url}/{}/{id}", endpoint(kind))));
-    }
+    add_location(kind, &mut doc, base_url);
     let body = resource::project(kind, &Value::Object(doc), projection);
     Ok(Rendered { body, version })
 }
@@ -202,7 +207,12 @@ fn collect_matches(
 ) -> Result<(), ScimError> {
     let computed = computed_attribute(kind);
     let needs_computed = query.filter.as_ref().is_some_and(|filter| mentions(filter, computed));
+    let needs_location = query.filter.as_ref().is_some_and(|filter| mentions(filter, "meta"))
+        || query.sort_by.as_ref().is_some_and(|path| path.name.eq_ignore_ascii_case("meta"));
     let mut consider = |mut doc: Map<String, Value>| -> Result<(), ScimError> {
+        if needs_location {
+            add_location(kind, &mut doc, base_url);
+        }
         let Some(filter) = &query.filter else {
             matched.push((kind, doc));
             return Ok(());

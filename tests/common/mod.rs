@@ -170,6 +170,9 @@ impl Daemon {
             if self.http.is_some() && self.health() == Some(200) {
                 return Ok(());
             }
+            // A client built from a certificate file that was still being written trusts
+            // nothing; build it again from the file.
+            self.http = None;
             if Instant::now() > deadline {
                 return Err(format!(
                     "GET {}/health did not return 200 within {} s",
@@ -320,9 +323,9 @@ impl Daemon {
 
     /// Sends one request to the SCIM base URL joined with `path` as plain strings.
     ///
-    /// The request target reaches the daemon byte for byte: a target that the URL
-    /// parser would rewrite (a raw quote, a dot segment) is an error instead of being
-    /// re-encoded. Percent-escapes, `+` and a trailing `?` or `&` are kept as written.
+    /// The request target reaches the daemon byte for byte. Percent-escapes, `+` and a
+    /// trailing `?` or `&` are kept as written. A target that the URL parser would
+    /// rewrite (a raw quote or space) goes out over a raw TLS connection instead.
     /// NOTE: the HTTP client adds `Accept: */*` when `headers` has no Accept header.
     pub fn send(
         &self,
@@ -332,14 +335,13 @@ impl Daemon {
         body: Option<Vec<u8>>,
     ) -> Result<Response, String> {
         let target = format!("{}{path}", self.scim_url());
-        let url = reqwest::Url::parse(&target)
-            .map_err(|error| format!("invalid URL {target}: {error}"))?;
-        if url.as_str() != target {
-            return Err(format!(
-                "path {path:?} cannot be sent exactly as written: the URL parser rewrites it to {}",
-                url.as_str()
-            ));
-        }
+        let url = match reqwest::Url::parse(&target) {
+            Ok(url) if url.as_str() == target => url,
+            _ => {
+                let request_target = format!("/scim/v2{path}");
+                return self.send_raw(method, &request_target, headers, body.as_deref());
+            }
+        };
         let method = reqwest::Method::from_bytes(method.as_bytes())
             .map_err(|error| format!("invalid method {method:?}: {error}"))?;
         let http = self.http.as_ref().ok_or("the daemon has not served yet")?;
@@ -364,6 +366,63 @@ impl Daemon {
             headers: response_headers,
             body: body.to_vec(),
         })
+    }
+
+    /// Opens a TLS connection to the SCIM listener that trusts the daemon's certificate.
+    pub fn connect_tls(&self) -> Result<RawTls, String> {
+        let pem = fs::read(self.cert_path()).map_err(|error| format!("read certificate: {error}"))?;
+        let mut roots = rustls::RootCertStore::empty();
+        for certificate in rustls_pemfile::certs(&mut pem.as_slice()) {
+            let certificate = certificate.map_err(|error| format!("parse certificate: {error}"))?;
+            roots.add(certificate).map_err(|error| format!("trust certificate: {error}"))?;
+        }
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|error| error.to_string())?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let name = rustls::pki_types::ServerName::try_from("127.0.0.1")
+            .map_err(|error| error.to_string())?;
+        let connection = rustls::ClientConnection::new(std::sync::Arc::new(config), name)
+            .map_err(|error| error.to_string())?;
+        let socket = std::net::TcpStream::connect(("127.0.0.1", self.port))
+            .map_err(|error| format!("connect: {error}"))?;
+        socket
+            .set_read_timeout(Some(REQUEST_TIMEOUT))
+            .map_err(|error| error.to_string())?;
+        Ok(rustls::StreamOwned::new(connection, socket))
+    }
+
+    /// Sends one request with `request_target` written into the request line exactly as
+    /// given, on a new connection, and reads the response until the daemon closes it.
+    pub fn send_raw(
+        &self,
+        method: &str,
+        request_target: &str,
+        headers: &[(String, String)],
+        body: Option<&[u8]>,
+    ) -> Result<Response, String> {
+        use std::io::{Read, Write};
+        let mut request = format!("{method} {request_target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+        for (name, value) in headers {
+            request.push_str(&format!("{name}: {value}\r\n"));
+        }
+        let body = body.unwrap_or_default();
+        request.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+        let mut bytes = request.into_bytes();
+        bytes.extend_from_slice(body);
+
+        let mut stream = self.connect_tls()?;
+        stream.write_all(&bytes).map_err(|error| format!("{method} {request_target}: write failed ({error})"))?;
+        let mut raw = Vec::new();
+        match stream.read_to_end(&mut raw) {
+            Ok(_) => {}
+            // The daemon closes without a TLS close_notify after `Connection: close`.
+            Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => {}
+            Err(error) => return Err(format!("{method} {request_target}: read failed ({error})")),
+        }
+        parse_raw_response(&raw).ok_or_else(|| format!("{method} {request_target}: malformed response {:?}", String::from_utf8_lossy(&raw)))
     }
 
     /// Sends `signal` (for example `libc::SIGHUP`) to the daemon.
@@ -516,4 +575,27 @@ fn merge(base: &mut toml::Table, extra: toml::Table) {
             }
         }
     }
+}
+
+/// A TLS client connection to the daemon, for requests written byte by byte.
+pub type RawTls = rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>;
+
+/// Splits an HTTP/1.1 response with a `Content-Length` body (or none) into its parts.
+fn parse_raw_response(raw: &[u8]) -> Option<Response> {
+    let head_end = raw.windows(4).position(|window| window == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&raw[..head_end]).ok()?;
+    let mut lines = head.split("\r\n");
+    let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+    let mut headers = HeaderMap::new();
+    for line in lines {
+        let (name, value) = line.split_once(':')?;
+        let name = reqwest::header::HeaderName::from_bytes(name.trim().as_bytes()).ok()?;
+        let value = reqwest::header::HeaderValue::from_str(value.trim()).ok()?;
+        headers.append(name, value);
+    }
+    Some(Response {
+        status,
+        headers,
+        body: raw[head_end + 4..].to_vec(),
+    })
 }

@@ -85,7 +85,7 @@ pub fn indexed_eq(filter: &Filter) -> Option<(String, String)> {
                 .contains(&name.as_str())
                 .then(|| (name, value.clone()))
         }
-        Filter::And(left, right) => indexed_eq(left).or_else(|| indexed_eq(right)),
+        Filter::And(terms) => terms.iter().find_map(indexed_eq),
         _ => None,
     }
 }
@@ -116,8 +116,8 @@ fn evaluate(filter: &Filter, scope: Scope, node: &Value) -> bool {
                 .into_iter()
                 .any(|element| evaluate(filter, element_scope, element))
         }
-        Filter::And(left, right) => evaluate(left, scope, node) && evaluate(right, scope, node),
-        Filter::Or(left, right) => evaluate(left, scope, node) || evaluate(right, scope, node),
+        Filter::And(terms) => terms.iter().all(|term| evaluate(term, scope, node)),
+        Filter::Or(terms) => terms.iter().any(|term| evaluate(term, scope, node)),
         Filter::Not(inner) => !evaluate(inner, scope, node),
     }
 }
@@ -394,10 +394,7 @@ fn validate_in(filter: &Filter, scope: Scope) -> Result<(), FilterError> {
         Filter::ValuePath { path, filter } => {
             validate_in(filter, Scope::Element(definition(scope, path)))
         }
-        Filter::And(left, right) | Filter::Or(left, right) => {
-            validate_in(left, scope)?;
-            validate_in(right, scope)
-        }
+        Filter::And(terms) | Filter::Or(terms) => terms.iter().try_for_each(|term| validate_in(term, scope)),
         Filter::Not(inner) => validate_in(inner, scope),
     }
 }

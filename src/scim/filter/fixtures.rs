@@ -45,12 +45,27 @@ pub(super) fn pr(name: &str) -> Filter {
     Filter::Present(attr(name))
 }
 
+/// `left and right`, extending `left` when it is a chain, as the parser does for
+/// `a and b and c`.
 pub(super) fn and(left: Filter, right: Filter) -> Filter {
-    Filter::And(Box::new(left), Box::new(right))
+    match left {
+        Filter::And(mut terms) => {
+            terms.push(right);
+            Filter::And(terms)
+        }
+        left => Filter::And(vec![left, right]),
+    }
 }
 
+/// `left or right`, extending `left` when it is a chain.
 pub(super) fn or(left: Filter, right: Filter) -> Filter {
-    Filter::Or(Box::new(left), Box::new(right))
+    match left {
+        Filter::Or(mut terms) => {
+            terms.push(right);
+            Filter::Or(terms)
+        }
+        left => Filter::Or(vec![left, right]),
+    }
 }
 
 pub(super) fn not(inner: Filter) -> Filter {

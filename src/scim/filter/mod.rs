@@ -19,8 +19,11 @@ use super::error::ScimError;
 pub use eval::{compare_for_sort, get_ignore_case, indexed_eq, matches, matches_element, validate};
 pub use parse::{parse_filter, parse_patch_path};
 
-/// Maximum length of a filter or PATCH path, in bytes.
-pub const MAX_FILTER_LENGTH: usize = 4096;
+/// Maximum length of a filter or PATCH path, in bytes. A PATCH that removes members by
+/// `members[value eq "ID" or value eq "ID" ...]` names about 300 UUIDs within it. `and` and
+/// `or` chains nest one level per term, and evaluation recurses once per level, so this length
+/// bounds the stack a filter uses (`parse_longest_chain_on_small_stack` checks it).
+pub const MAX_FILTER_LENGTH: usize = 16 * 1024;
 
 /// Maximum nesting depth. Brackets, `not` and value paths each add one level.
 pub const MAX_FILTER_DEPTH: usize = 32;
@@ -61,8 +64,12 @@ pub enum Filter {
         path: AttrPath,
         filter: Box<Filter>,
     },
-    And(Box<Filter>, Box<Filter>),
-    Or(Box<Filter>, Box<Filter>),
+    /// Two or more terms joined by `and`. A chain is one node, not a nested pair per term, so
+    /// recursion over a filter follows its brackets, which the parser bounds, and never its
+    /// length.
+    And(Vec<Filter>),
+    /// Two or more terms joined by `or`, as one node like `And`.
+    Or(Vec<Filter>),
     Not(Box<Filter>),
 }
 
@@ -172,30 +179,31 @@ impl fmt::Display for Filter {
             Filter::Present(path) => write!(f, "{path} pr"),
             Filter::Compare { path, op, value } => write!(f, "{path} {op} {value}"),
             Filter::ValuePath { path, filter } => write!(f, "{path}[{filter}]"),
-            Filter::And(left, right) => {
-                write_operand(f, left, matches!(**left, Filter::Or(..)))?;
-                f.write_str(" and ")?;
-                write_operand(
-                    f,
-                    right,
-                    matches!(**right, Filter::And(..) | Filter::Or(..)),
-                )
-            }
-            Filter::Or(left, right) => {
-                write!(f, "{left} or ")?;
-                write_operand(f, right, matches!(**right, Filter::Or(..)))
-            }
+            // A term that is itself a chain came from brackets, so it gets them back.
+            Filter::And(terms) => write_chain(f, terms, " and ", |term| matches!(term, Filter::And(_) | Filter::Or(_))),
+            Filter::Or(terms) => write_chain(f, terms, " or ", |term| matches!(term, Filter::Or(_))),
             Filter::Not(inner) => write!(f, "not ({inner})"),
         }
     }
 }
 
-fn write_operand(f: &mut fmt::Formatter<'_>, operand: &Filter, bracket: bool) -> fmt::Result {
-    if bracket {
-        write!(f, "({operand})")
-    } else {
-        write!(f, "{operand}")
+fn write_chain(
+    f: &mut fmt::Formatter<'_>,
+    terms: &[Filter],
+    separator: &str,
+    bracket: impl Fn(&Filter) -> bool,
+) -> fmt::Result {
+    for (index, term) in terms.iter().enumerate() {
+        if index > 0 {
+            f.write_str(separator)?;
+        }
+        if bracket(term) {
+            write!(f, "({term})")?;
+        } else {
+            write!(f, "{term}")?;
+        }
     }
+    Ok(())
 }
 
 impl fmt::Display for PatchPath {

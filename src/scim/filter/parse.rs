@@ -65,6 +65,15 @@ enum Closer {
 /// Maximum length of an input excerpt quoted in an error message, in bytes.
 const MAX_EXCERPT: usize = 40;
 
+/// One term as itself, several as a chain node built by `node`.
+fn chain(mut terms: Vec<Filter>, node: fn(Vec<Filter>) -> Filter) -> Filter {
+    if terms.len() == 1 {
+        terms.pop().expect("one term")
+    } else {
+        node(terms)
+    }
+}
+
 struct Parser<'a> {
     input: &'a str,
     pos: usize,
@@ -174,22 +183,20 @@ impl<'a> Parser<'a> {
 
     /// `orExpr = andExpr *("or" andExpr)`: `or` binds loosest and associates to the left.
     fn parse_or(&mut self) -> Result<Filter, FilterError> {
-        let mut left = self.parse_and()?;
+        let mut terms = vec![self.parse_and()?];
         while self.next_keyword("or") {
-            let right = self.parse_and()?;
-            left = Filter::Or(Box::new(left), Box::new(right));
+            terms.push(self.parse_and()?);
         }
-        Ok(left)
+        Ok(chain(terms, Filter::Or))
     }
 
     /// `andExpr = unary *("and" unary)`.
     fn parse_and(&mut self) -> Result<Filter, FilterError> {
-        let mut left = self.parse_unary()?;
+        let mut terms = vec![self.parse_unary()?];
         while self.next_keyword("and") {
-            let right = self.parse_unary()?;
-            left = Filter::And(Box::new(left), Box::new(right));
+            terms.push(self.parse_unary()?);
         }
-        Ok(left)
+        Ok(chain(terms, Filter::And))
     }
 
     /// `unary = "not" "(" filter ")" / "(" filter ")" / attrExp / valuePath`.
@@ -279,7 +286,7 @@ impl<'a> Parser<'a> {
                 sub_attr: None,
             };
             let condition = self.parse_operation(sub_path, start)?;
-            filter = Filter::And(Box::new(filter), Box::new(condition));
+            filter = Filter::And(vec![filter, condition]);
         }
         Ok(Filter::ValuePath {
             path,

@@ -203,10 +203,7 @@ fn equality_conditions(filter: &Filter) -> Option<Vec<(String, Value)>> {
     let mut pending = vec![filter];
     while let Some(filter) = pending.pop() {
         match filter {
-            Filter::And(left, right) => {
-                pending.push(right);
-                pending.push(left);
-            }
+            Filter::And(terms) => pending.extend(terms.iter().rev()),
             Filter::Compare {
                 path,
                 op: CompareOp::Eq,

@@ -88,10 +88,7 @@ fn value_eq_ids(filter: &Filter) -> Option<Vec<String>> {
     let mut pending = vec![filter];
     while let Some(filter) = pending.pop() {
         match filter {
-            Filter::Or(left, right) => {
-                pending.push(right);
-                pending.push(left);
-            }
+            Filter::Or(terms) => pending.extend(terms.iter().rev()),
             Filter::Compare {
                 path,
                 op: CompareOp::Eq,

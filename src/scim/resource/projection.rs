@@ -207,16 +207,17 @@ fn is_attribute_name(name: &str) -> bool {
 }
 
 /// Applies `attributes` and `excludedAttributes` to a resource, following each attribute's
-/// `returned` (RFC 7643 section 7): `schemas`, `id` and `meta` are always returned, `never`
-/// attributes never, `request` attributes only when named in `attributes`. Extension objects
-/// left empty are dropped.
+/// `returned` (RFC 7643 section 7): `schemas` and `id` are always returned, `never` attributes
+/// never, `request` attributes only when named in `attributes`. `meta` is `default` like any
+/// other attribute (RFC 7643 section 3.1), so `attributes=userName` leaves it out. Extension
+/// objects left empty are dropped.
 pub fn project(kind: ResourceKind, resource: &Value, projection: &Projection) -> Value {
     let Some(map) = resource.as_object() else {
         return resource.clone();
     };
     let mut out = Map::new();
     for (key, value) in map {
-        let always = ["schemas", "id", "meta"].contains(&key.as_str());
+        let always = ["schemas", "id"].contains(&key.as_str());
         let projected = if always {
             Some(value.clone())
         } else if is_container(kind, key, value) {
@@ -332,9 +333,22 @@ mod tests {
             "userName": "ada",
             "name": {"givenName": "Ada"},
             "emails": [{"value": "a@example.org"}],
-            "meta": {"resourceType": "User"},
         });
         assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn project_meta_is_returned_by_default() {
+        assert_eq!(projected(Some("userName"), None).get("meta"), None);
+        assert_eq!(projected(None, Some("meta")).get("meta"), None);
+        assert_eq!(
+            projected(Some("meta.resourceType"), None)["meta"],
+            json!({"resourceType": "User"})
+        );
+        assert_eq!(
+            projected(Some("userName,meta"), None)["meta"],
+            json!({"resourceType": "User"})
+        );
     }
 
     #[test]

@@ -257,7 +257,7 @@ fn parse_invalid_filters() {
         (
             &long,
             MAX_FILTER_LENGTH,
-            "longer than the maximum of 4096 bytes",
+            "longer than the maximum of 16384 bytes",
         ),
     ];
 
@@ -328,6 +328,27 @@ fn parse_long_and_chain() {
     let filter = parse_filter(&input).unwrap();
     assert!(matches(&filter, ResourceKind::User, &json!({ "a": 1 })));
     assert_eq!(parse_filter(&filter.to_string()), Ok(filter));
+}
+
+#[test]
+fn parse_longest_chain_on_small_stack() {
+    // One `or` term per four bytes: the deepest tree a filter within the length limit makes.
+    let input = vec!["a pr"; (MAX_FILTER_LENGTH + 4) / 8].join(" or ");
+    assert!(input.len() <= MAX_FILTER_LENGTH);
+    // Tokio's worker threads have 2 MiB stacks; half of that must be enough.
+    let worker = std::thread::Builder::new()
+        .stack_size(1024 * 1024)
+        .spawn(move || {
+            let filter = parse_filter(&input).unwrap();
+            let matched = matches(&filter, ResourceKind::User, &json!({ "b": 1 }));
+            let printed = filter.to_string();
+            let reparsed = parse_filter(&printed);
+            (matched, reparsed == Ok(filter))
+        })
+        .unwrap();
+    let (matched, round_trip) = worker.join().expect("the chain fits in the stack");
+    assert!(!matched);
+    assert!(round_trip);
 }
 
 #[test]

@@ -1,14 +1,16 @@
-//! The SCIM HTTPS listener: accepts TLS connections up to a limit, serves HTTP/1.1 and HTTP/2
-//! with hyper, and on shutdown stops accepting and lets in-flight requests finish within a
-//! bounded time.
+//! The SCIM HTTPS listener: accepts TLS connections up to a limit, serves HTTP/1.1 with hyper,
+//! closes connections that stall, and on shutdown stops accepting and lets in-flight requests
+//! finish within a bounded time.
+
+mod request_target;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto::Builder;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
@@ -35,6 +37,9 @@ impl AppState {
 
 /// Time a client gets to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time a client gets to send a request's headers, counted from when the connection is ready
+/// for the next request, so an idle keep-alive connection also closes after it.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Serves until `shutdown` turns true, then drains for at most `drain` before returning.
 pub async fn serve(
@@ -91,9 +96,12 @@ pub async fn serve(
                 let state = state.clone();
                 async move { Ok::<_, std::convert::Infallible>(crate::scim::http::handle(state, request).await) }
             });
-            let builder = Builder::new(TokioExecutor::new());
-            let connection = builder.serve_connection(TokioIo::new(tls_stream), service);
-            if let Err(error) = watcher.watch(connection.into_owned()).await {
+            let io = TokioIo::new(request_target::RepairedRequestTargets::new(tls_stream));
+            let connection = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(io, service);
+            if let Err(error) = watcher.watch(connection).await {
                 tracing::debug!(%peer, %error, "connection ended with an error");
             }
         });
