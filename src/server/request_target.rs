@@ -3,7 +3,7 @@
 //! Hand-written SCIM clients, curl users and some HTTP libraries put filters in the query as
 //! typed: `?filter=userName eq "ada@example.org"`. The `http` crate (1.x), which hyper uses
 //! to parse the request line, rejects `"`, `<`, `>`, `` ` `` and spaces in a query, and hyper
-//! then answers a bare 400 before any SCIM code runs. This reader sits between TLS and hyper,
+//! then responds with a bare 400 before any SCIM code runs. This reader sits between TLS and hyper,
 //! follows HTTP/1.1 message framing (RFC 9112 section 6), and rewrites only request lines,
 //! so the filter reaches the SCIM layer as `%22ada@example.org%22`. Headers and bodies pass
 //! unchanged. On anything it does not recognise as HTTP/1.x framing it stops rewriting and
