@@ -151,6 +151,18 @@ fn malformed_json_is_400_and_stores_nothing() {
 }
 
 #[test]
+fn nul_character_is_400_and_stores_nothing() {
+    let daemon = Daemon::start();
+    let mut body = user("ada@example.org");
+    body["displayName"] = json!("Ada\u{0}Lovelace");
+    let response = daemon.scim("POST", "/Users", Some(&body));
+    assert_scim_error(&response, 400, Some("invalidValue"));
+    assert!(response.text().contains("/displayName"), "{}", response.text());
+    let list = daemon.scim("GET", "/Users", None);
+    assert_eq!(list.json().unwrap()["totalResults"], 0);
+}
+
+#[test]
 fn body_over_limit_is_413() {
     let daemon = Daemon::start_with("[server]\nmax_body_bytes = 2048\n");
     let mut big = user("erin@example.com");

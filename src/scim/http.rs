@@ -280,17 +280,36 @@ fn parse_json(body: &Bytes) -> Result<Value, ScimError> {
     if body.is_empty() {
         return Err(ScimError::invalid_syntax("the request body is empty; send a JSON object"));
     }
-    let value: Value = serde_json::from_slice(body).map_err(|error| {
-        ScimError::invalid_syntax(format!(
-            "the request body is not valid JSON: {error} (line {}, column {})",
-            error.line(),
-            error.column()
-        ))
-    })?;
+    // serde_json's message ends with "at line L column C".
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|error| ScimError::invalid_syntax(format!("the request body is not valid JSON: {error}")))?;
     if !value.is_object() {
         return Err(ScimError::invalid_syntax("the request body must be a JSON object"));
     }
+    if let Some(pointer) = find_nul(&value, String::new()) {
+        return Err(ScimError::invalid_value(format!(
+            "the request body contains the NUL character (\\u0000) at {pointer:?}; remove it, because \
+             databases and C strings downstream cannot store it"
+        )));
+    }
     Ok(value)
+}
+
+/// Returns the JSON Pointer of the first key or string that contains U+0000. Recursion is
+/// bounded by serde_json's nesting limit of 128.
+fn find_nul(value: &Value, pointer: String) -> Option<String> {
+    match value {
+        Value::String(text) if text.contains('\0') => Some(pointer),
+        Value::Array(items) => items.iter().enumerate().find_map(|(index, item)| find_nul(item, format!("{pointer}/{index}"))),
+        Value::Object(map) => map.iter().find_map(|(key, item)| {
+            let escaped = key.replace('~', "~0").replace('/', "~1");
+            if key.contains('\0') {
+                return Some(format!("{pointer}/{escaped}"));
+            }
+            find_nul(item, format!("{pointer}/{escaped}"))
+        }),
+        _ => None,
+    }
 }
 
 fn query_param<'a>(call: &'a Call, name: &str) -> Option<&'a str> {

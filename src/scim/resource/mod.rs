@@ -109,16 +109,18 @@ fn assemble(doc: Map<String, Value>, id: Option<Value>, meta: Option<Value>) -> 
 }
 
 /// Checks the attributes a resource type requires: `userName` for User and `displayName` for
-/// Group, plus any writable attribute the schema table marks required.
+/// Group, plus any writable attribute the schema table marks required. A value of only
+/// whitespace counts as missing, because no IdP or application can use a blank name.
 fn check_required(kind: ResourceKind, doc: &Map<String, Value>) -> Result<(), ScimError> {
     let core = schema::core_schema(kind);
     let required = core.attributes.iter().filter(|def| {
         def.required && def.mutability != Mutability::ReadOnly && !is_members(kind, def)
     });
     for def in required {
-        if doc.get(def.name).is_none_or(is_unassigned) {
+        let blank = |value: &Value| is_unassigned(value) || value.as_str().is_some_and(|text| text.trim().is_empty());
+        if doc.get(def.name).is_none_or(blank) {
             return Err(ScimError::invalid_value(format!(
-                "attribute '{}' is required and must not be empty",
+                "attribute '{}' is required and must not be empty or blank",
                 def.name
             )));
         }
@@ -183,6 +185,13 @@ mod tests {
     #[test]
     fn create_requires_group_display_name() {
         let result = parse_create(ResourceKind::Group, json!({"members": []}));
+        assert_invalid_value(result.map(|incoming| incoming.doc), "displayName");
+    }
+
+    #[test]
+    fn create_rejects_blank_names() {
+        assert_invalid_value(create_user(json!({"userName": " \t "})), "userName");
+        let result = parse_create(ResourceKind::Group, json!({"displayName": "   "}));
         assert_invalid_value(result.map(|incoming| incoming.doc), "displayName");
     }
 

@@ -286,6 +286,21 @@ fn validate_rejects_type_mismatches() {
         ),
         ("level gt 5", ResourceKind::User, None),
         (
+            "meta.lastModified gt \"notadate\"",
+            ResourceKind::User,
+            Some("is a dateTime attribute"),
+        ),
+        (
+            "meta.created eq 5",
+            ResourceKind::Group,
+            Some("is a dateTime attribute"),
+        ),
+        (
+            "meta.created gt \"2011-01-01T00:00:00+02:00\"",
+            ResourceKind::Group,
+            None,
+        ),
+        (
             "not (title pr) or displayName co 1",
             ResourceKind::Group,
             Some("\"displayName\""),
