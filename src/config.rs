@@ -391,6 +391,10 @@ dir = "permissions"
         let text = format!("{MINIMAL}[sync]\nschedule = \"every day\"\n");
         let error = Config::parse(Path::new("/x/idpsync.toml"), &text).unwrap_err();
         assert!(error.to_string().contains("sync.schedule"), "{error}");
+
+        let text = format!("{MINIMAL}[sync]\nschedule = \"0 0 3 * *\"\n");
+        let error = Config::parse(Path::new("/x/idpsync.toml"), &text).unwrap_err();
+        assert!(error.to_string().contains("seconds can not be omitted"), "{error}");
     }
 
     #[test]

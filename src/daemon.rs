@@ -56,6 +56,15 @@ enum RunError {
     Sync(#[from] SyncError),
 }
 
+/// What a config and certificate reload could not do.
+#[derive(Default)]
+struct ReloadOutcome {
+    /// Parts that failed to load and kept their previous value.
+    problems: Vec<String>,
+    /// Changed keys that take effect only after a restart.
+    restart_required: Vec<&'static str>,
+}
+
 /// The running daemon's shared parts, used by the control socket and signal handlers.
 pub struct Daemon {
     state: Arc<AppState>,
@@ -100,7 +109,11 @@ impl Daemon {
             Ok(Ok(policy)) => Some(policy),
             Ok(Err(errors)) => {
                 let text = errors.to_string();
-                tracing::warn!(errors = %text, "permission files are invalid; the previous permissions stay in force");
+                if self.policy_loaded.load(Ordering::SeqCst) {
+                    tracing::warn!(errors = %text, "permission files are invalid; the previous permissions stay in force");
+                } else {
+                    tracing::warn!(errors = %text, "permission files are invalid and none have loaded yet; syncs wait until they are fixed");
+                }
                 *self.permission_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(text);
                 None
             }
@@ -283,17 +296,23 @@ impl Daemon {
     /// fails to load keeps its previous value.
     pub async fn reload(&self) -> Reply {
         let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Reloading]);
-        let problems = self.reload_config_and_tls().await;
+        let outcome = self.reload_config_and_tls().await;
         self.reload_permissions().await;
         let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
-        Reply::ok(self.reload_answer(problems))
+        Reply::ok(self.reload_answer(outcome))
     }
 
-    fn reload_answer(&self, mut problems: Vec<String>) -> Value {
+    /// The reload report: `reloaded` is false when any part failed to load, and
+    /// `restart_required` names changed keys that apply only after a restart.
+    fn reload_answer(&self, mut outcome: ReloadOutcome) -> Value {
         if let Some(error) = self.permission_error.lock().unwrap_or_else(|e| e.into_inner()).clone() {
-            problems.push(error);
+            outcome.problems.push(error);
         }
-        json!({"reloaded": problems.is_empty(), "problems": problems})
+        json!({
+            "reloaded": outcome.problems.is_empty(),
+            "problems": outcome.problems,
+            "restart_required": outcome.restart_required,
+        })
     }
 
     /// SIGHUP: reloads the config and the certificate, then syncs. The sync applies freshly
@@ -301,10 +320,10 @@ impl Daemon {
     /// joins its follow-up run instead of adding another.
     async fn reload_and_sync(&self) {
         let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Reloading]);
-        let problems = self.reload_config_and_tls().await;
+        let outcome = self.reload_config_and_tls().await;
         let policy = self.load_permissions().await;
         let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
-        tracing::info!(answer = %self.reload_answer(problems), "reloaded after SIGHUP");
+        tracing::info!(answer = %self.reload_answer(outcome), "reloaded after SIGHUP");
         let result = match policy {
             Some(policy) => {
                 let files = policy.files().len();
@@ -321,15 +340,15 @@ impl Daemon {
         }
     }
 
-    /// Reloads the config file and the TLS certificate; returns what could not be reloaded.
-    async fn reload_config_and_tls(&self) -> Vec<String> {
-        let mut problems = Vec::new();
+    /// Reloads the config file and the TLS certificate.
+    async fn reload_config_and_tls(&self) -> ReloadOutcome {
+        let mut outcome = ReloadOutcome::default();
         let path = self.config().file.clone();
         match Config::load(&path) {
-            Ok(new) => self.apply_config(new, &mut problems).await,
+            Ok(new) => self.apply_config(new, &mut outcome).await,
             Err(error) => {
                 tracing::warn!(%error, "config reload rejected; the running config stays");
-                problems.push(error.to_string());
+                outcome.problems.push(error.to_string());
             }
         }
         let config = self.config();
@@ -340,13 +359,13 @@ impl Daemon {
             }
             Err(error) => {
                 tracing::warn!(%error, "TLS reload failed; the previous certificate stays");
-                problems.push(error.to_string());
+                outcome.problems.push(error.to_string());
             }
         }
-        problems
+        outcome
     }
 
-    async fn apply_config(&self, new: Config, problems: &mut Vec<String>) {
+    async fn apply_config(&self, new: Config, outcome: &mut ReloadOutcome) {
         let old = self.config();
         let restart_only = [
             ("server.listen", new.server.listen != old.server.listen),
@@ -355,15 +374,13 @@ impl Daemon {
             ("control.socket", new.control.socket != old.control.socket),
             ("log.format", new.log.format != old.log.format),
         ];
-        let changed: Vec<&str> = restart_only.iter().filter(|(_, changed)| *changed).map(|(key, _)| *key).collect();
-        if !changed.is_empty() {
-            let message = format!("new values of {} take effect after a restart", changed.join(", "));
-            tracing::warn!("{message}");
-            problems.push(message);
+        outcome.restart_required = restart_only.iter().filter(|(_, changed)| *changed).map(|(key, _)| *key).collect();
+        if !outcome.restart_required.is_empty() {
+            tracing::warn!(keys = %outcome.restart_required.join(", "), "changed config keys take effect after a restart");
         }
         if new.log.level != old.log.level {
             if let Err(error) = crate::logging::set_level(&new.log.level) {
-                problems.push(error);
+                outcome.problems.push(error);
             }
         }
         self.organization.reconfigure(new.sync.guard.clone(), new.export.path.clone());
@@ -374,7 +391,7 @@ impl Daemon {
         self.state.config.store(Arc::new(new));
         if schedule_changed {
             if let Err(error) = self.restart_schedule(&expression).await {
-                problems.push(error);
+                outcome.problems.push(error);
             }
         }
         if permissions_moved {

@@ -6,11 +6,17 @@ use std::sync::Arc;
 use tokio_cron_scheduler::{Job, JobScheduler};
 use uuid::Uuid;
 
-/// Checks a cron expression with the scheduler's own parser.
+/// Checks a cron expression with the scheduler's own parser. croner is asked first, with the
+/// options tokio-cron-scheduler 0.13 sets, because the scheduler's error names no cause.
 pub fn parse_schedule(expression: &str) -> Result<(), String> {
+    croner::Cron::new(expression)
+        .with_seconds_required()
+        .with_dom_and_dow()
+        .parse()
+        .map_err(|error| error.to_string())?;
     Job::new_async(expression, |_, _| Box::pin(async {}))
         .map(|_| ())
-        .map_err(|error| format!("{error:?}"))
+        .map_err(|error| format!("the scheduler rejected it ({error:?})"))
 }
 
 /// A running schedule; `next_run` reports when it fires next.

@@ -248,6 +248,36 @@ fn control_get(daemon: &Daemon, path: &str) -> String {
     answer
 }
 
+/// Sends `POST /reload` over the control socket and returns the JSON answer.
+fn control_reload(daemon: &Daemon) -> Value {
+    use std::io::{Read, Write};
+    let mut stream = std::os::unix::net::UnixStream::connect(daemon.socket_path()).unwrap();
+    write!(stream, "POST /reload HTTP/1.1\r\nHost: idpsync\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let body = answer.split_once("\r\n\r\n").map(|(_, body)| body).unwrap_or_default();
+    serde_json::from_str(body).unwrap_or_else(|error| panic!("{error}: {answer}"))
+}
+
+#[test]
+fn reload_names_keys_needing_restart() {
+    let daemon = Daemon::start();
+    let answer = control_reload(&daemon);
+    assert_eq!(answer["reloaded"], true, "{answer}");
+    assert_eq!(answer["restart_required"], json!([]), "{answer}");
+
+    let config = std::fs::read_to_string(daemon.config_path()).unwrap();
+    let listen = format!("127.0.0.1:{}", daemon.port());
+    let edited = config.replace(&format!("listen = \"{listen}\""), "listen = \"127.0.0.1:1\"");
+    assert_ne!(config, edited, "the test config names no server.listen to replace");
+    std::fs::write(daemon.config_path(), edited).unwrap();
+    let answer = control_reload(&daemon);
+    assert_eq!(answer["reloaded"], true, "{answer}");
+    assert_eq!(answer["restart_required"], json!(["server.listen"]), "{answer}");
+    assert_eq!(daemon.health(), Some(200), "the listener moved before a restart");
+}
+
 #[test]
 fn metrics_count_requests_and_commits() {
     let daemon = Daemon::start();
