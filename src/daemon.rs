@@ -98,6 +98,9 @@ impl Daemon {
         text.push_str("# HELP idpsync_store_write_jobs_total Writes run by the store writer; a commit holds one or more.\n");
         text.push_str("# TYPE idpsync_store_write_jobs_total counter\n");
         text.push_str(&format!("idpsync_store_write_jobs_total {}\n", stats.jobs.load(Ordering::Relaxed)));
+        text.push_str("# HELP idpsync_store_reopens_total Times the store was opened again after a failed write.\n");
+        text.push_str("# TYPE idpsync_store_reopens_total counter\n");
+        text.push_str(&format!("idpsync_store_reopens_total {}\n", stats.reopens.load(Ordering::Relaxed)));
         text
     }
 

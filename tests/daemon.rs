@@ -503,3 +503,46 @@ fn stalled_request_headers_close_connection() {
         assert!(closed, "the daemon kept a stalled connection open for {:?}", started.elapsed());
     }
 }
+
+#[test]
+fn store_recovers_after_failed_write() {
+    // Far above the new store file, far below what the writes below need.
+    let daemon = Daemon::start_with_file_size_limit(6 * 1024 * 1024);
+    let mut acknowledged = Vec::new();
+    let mut failure = None;
+    for index in 0..400 {
+        let mut body = user(&format!("user{index}@example.org"));
+        body["title"] = json!("x".repeat(100_000));
+        let response = daemon.scim("POST", "/Users", Some(&body));
+        if response.status == 201 {
+            acknowledged.push(response.json().unwrap()["id"].as_str().unwrap().to_string());
+        } else {
+            failure = Some(response);
+            break;
+        }
+    }
+    let failure = failure.expect("no write failed under the file size limit");
+    assert!(matches!(failure.status, 500 | 503), "{} {}", failure.status, failure.text());
+    assert!(!acknowledged.is_empty());
+
+    daemon.lift_file_size_limit();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let response = daemon.scim("POST", "/Users", Some(&user("after@example.org")));
+        if response.status == 201 {
+            break;
+        }
+        assert!(matches!(response.status, 500 | 503), "{} {}", response.status, response.text());
+        assert!(std::time::Instant::now() < deadline, "writes did not resume\n{}", daemon.log());
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    for id in &acknowledged {
+        let response = daemon.scim("GET", &format!("/Users/{id}?attributes=userName"), None);
+        assert_eq!(response.status, 200, "acknowledged user {id}: {}", response.text());
+    }
+    let failed_name = format!("user{}@example.org", acknowledged.len());
+    let filter = format!("/Users?filter=userName%20eq%20%22{failed_name}%22");
+    let response = daemon.scim("GET", &filter, None);
+    assert_eq!(response.json().unwrap()["totalResults"], 0, "the failed write was stored");
+    assert!(daemon.log().contains("store reopened"), "{}", daemon.log());
+}

@@ -26,6 +26,9 @@ const SEARCH_REQUEST: &str = "urn:ietf:params:scim:api:messages:2.0:SearchReques
 
 pub type Body = Full<Bytes>;
 
+/// Time a client gets to send a whole request body once its headers have arrived.
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// One routed request: the parts a handler reads.
 struct Call {
     method: Method,
@@ -210,7 +213,14 @@ async fn read_call(state: &AppState, request: Request<IncomingBody>) -> Result<C
         .map(|query| form_urlencoded::parse(query.as_bytes()).into_owned().collect())
         .unwrap_or_default();
     let limit = state.config.load().server.max_body_bytes;
-    let body = match Limited::new(body, limit).collect().await {
+    let Ok(collected) = tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, limit).collect()).await else {
+        return Err(ScimError::new(
+            408,
+            None,
+            format!("the request body did not arrive within {} s; send it again", BODY_TIMEOUT.as_secs()),
+        ));
+    };
+    let body = match collected {
         Ok(collected) => collected.to_bytes(),
         Err(error) if error.is::<http_body_util::LengthLimitError>() => {
             return Err(ScimError::new(413, None, format!("request body is larger than the limit of {limit} bytes")));

@@ -3,6 +3,7 @@
 //! finish within a bounded time.
 
 mod request_target;
+mod write_deadline;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,6 +41,8 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time a client gets to send a request's headers, counted from when the connection is ready
 /// for the next request, so an idle keep-alive connection also closes after it.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(15);
+/// Time a response write may wait for the client to read before the connection closes.
+const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Serves until `shutdown` turns true, then drains for at most `drain` before returning.
 pub async fn serve(
@@ -96,7 +99,8 @@ pub async fn serve(
                 let state = state.clone();
                 async move { Ok::<_, std::convert::Infallible>(crate::scim::http::handle(state, request).await) }
             });
-            let io = TokioIo::new(request_target::RepairedRequestTargets::new(tls_stream));
+            let stream = request_target::RepairedRequestTargets::new(tls_stream);
+            let io = TokioIo::new(write_deadline::WriteDeadline::new(stream, WRITE_STALL_TIMEOUT));
             let connection = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)

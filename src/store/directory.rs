@@ -17,6 +17,9 @@ use crate::scim::schema::ResourceKind;
 impl From<StoreError> for ScimError {
     fn from(error: StoreError) -> Self {
         tracing::error!(%error, "store failure during a SCIM request");
+        if error.is_unavailable() {
+            return ScimError::new(503, None, "the store is reopening after a storage error or shutting down; retry shortly");
+        }
         ScimError::internal("the server could not complete the request because of a storage failure; retry later")
     }
 }

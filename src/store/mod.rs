@@ -9,6 +9,7 @@ pub mod tokens;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use arc_swap::ArcSwapOption;
 use redb::{Database, MultimapTableDefinition, ReadTransaction, ReadableTable, TableDefinition};
 
 pub use writer::{JobError, Writer, WriterStats};
@@ -32,8 +33,17 @@ pub enum StoreError {
     Version { path: PathBuf, found: u64, supported: u64 },
     #[error("storage error: {0}")]
     Storage(String),
-    #[error("the store's writer has stopped")]
+    #[error("the store is not available: it is shutting down or reopening after a storage error")]
     WriterStopped,
+    #[error("the store is reopening after a storage error; retry shortly")]
+    Reopening,
+}
+
+impl StoreError {
+    /// Whether the store cannot take requests for now, so the client should retry later.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::WriterStopped | StoreError::Reopening)
+    }
 }
 
 macro_rules! storage_error_from {
@@ -104,9 +114,13 @@ pub const MEMBER_USER: u8 = 0;
 pub const MEMBER_GROUP: u8 = 1;
 
 /// The open store: the database and its writer task.
+///
+/// redb refuses every transaction on a handle after one of its writes failed (a full disk,
+/// for example) until the database is opened again. The writer then empties `db`, reopens the
+/// file and puts the new handle back; reads in between fail with `StoreError::Reopening`.
 #[derive(Clone)]
 pub struct Store {
-    db: Arc<Database>,
+    db: Arc<ArcSwapOption<Database>>,
     writer: Writer,
     path: PathBuf,
 }
@@ -124,9 +138,9 @@ impl Store {
             source => StoreError::Open { path: path.to_path_buf(), source },
         })?;
         restrict_permissions(path);
-        let db = Arc::new(db);
         migrate(&db, path)?;
-        let writer = Writer::start(db.clone());
+        let db = Arc::new(ArcSwapOption::from_pointee(db));
+        let writer = Writer::start(db.clone(), path.to_path_buf());
         Ok(Store { db, writer, path: path.to_path_buf() })
     }
 
@@ -136,7 +150,8 @@ impl Store {
 
     /// A read snapshot; it never waits for writes.
     pub fn read(&self) -> Result<ReadTransaction, StoreError> {
-        Ok(self.db.begin_read()?)
+        let db = self.db.load_full().ok_or(StoreError::Reopening)?;
+        Ok(db.begin_read()?)
     }
 
     pub fn writer(&self) -> &Writer {
@@ -226,9 +241,29 @@ pub fn meta_get(table: &impl redb::ReadableTable<&'static str, u64>, key: &str) 
     Ok(table.get(key)?.map(|value| value.value()).unwrap_or(0))
 }
 
-/// The current time as RFC 3339 with millisecond precision, UTC.
+/// The current UTC time as an RFC 3339 timestamp with exactly three fractional digits, such
+/// as `2026-12-04T18:43:53.700Z`, so that timestamps sort as strings in time order.
 pub fn now_rfc3339() -> String {
-    let now = time::OffsetDateTime::now_utc();
-    let now = now.replace_nanosecond(now.millisecond() as u32 * 1_000_000).unwrap_or(now);
-    now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+    format_rfc3339(time::OffsetDateTime::now_utc())
+}
+
+fn format_rfc3339(at: time::OffsetDateTime) -> String {
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    at.to_offset(time::UtcOffset::UTC).format(&format).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_have_fixed_width() {
+        let at = time::macros::datetime!(2026-12-04 18:43:53.7 +02:00);
+        assert_eq!(format_rfc3339(at), "2026-12-04T16:43:53.700Z");
+        let whole = time::macros::datetime!(2026-12-04 18:43:53 UTC);
+        assert_eq!(format_rfc3339(whole), "2026-12-04T18:43:53.000Z");
+        assert_eq!(now_rfc3339().len(), "2026-12-04T18:43:53.000Z".len());
+    }
 }

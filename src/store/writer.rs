@@ -3,9 +3,12 @@
 //! an fsync. Each caller gets its answer only after the commit that holds its change.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwapOption;
 use redb::{Database, WriteTransaction};
 use tokio::sync::{mpsc, oneshot};
 
@@ -13,6 +16,10 @@ use super::StoreError;
 
 /// Jobs that one commit holds at most; more wait for the next commit.
 const MAX_BATCH: usize = 256;
+/// Time one reopen attempt waits for read transactions on the failed handle to finish, which
+/// release its file lock.
+const REOPEN_WAIT: Duration = Duration::from_secs(5);
+const REOPEN_POLL: Duration = Duration::from_millis(20);
 
 /// An error a write job can end with. A job must check everything before it writes, so an
 /// error that `aborts` (a storage failure) is the only kind that may follow partial writes;
@@ -49,16 +56,18 @@ pub struct WriterStats {
     pub commits: AtomicU64,
     /// Jobs run, committed or not.
     pub jobs: AtomicU64,
+    /// Times the database was opened again after a failed write.
+    pub reopens: AtomicU64,
 }
 
 impl Writer {
-    pub(super) fn start(db: Arc<Database>) -> Writer {
+    pub(super) fn start(db: Arc<ArcSwapOption<Database>>, path: PathBuf) -> Writer {
         let (sender, receiver) = mpsc::channel(4096);
         let stats = Arc::new(WriterStats::default());
         let thread_stats = stats.clone();
         std::thread::Builder::new()
             .name("store-writer".to_string())
-            .spawn(move || run(db, receiver, &thread_stats))
+            .spawn(move || run(&db, &path, receiver, &thread_stats))
             .expect("the store writer thread must start");
         Writer { sender, stats }
     }
@@ -109,7 +118,7 @@ impl Writer {
     }
 }
 
-fn run(db: Arc<Database>, mut receiver: mpsc::Receiver<Message>, stats: &WriterStats) {
+fn run(db: &ArcSwapOption<Database>, path: &Path, mut receiver: mpsc::Receiver<Message>, stats: &WriterStats) {
     while let Some(first) = receiver.blocking_recv() {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         let mut stop = None;
@@ -126,8 +135,25 @@ fn run(db: Arc<Database>, mut receiver: mpsc::Receiver<Message>, stats: &WriterS
         }
         if !batch.is_empty() {
             stats.jobs.fetch_add(batch.len() as u64, Ordering::Relaxed);
-            if commit_batch(&db, batch) {
-                stats.commits.fetch_add(1, Ordering::Relaxed);
+            match db.load_full().or_else(|| reopen(db, path, stats)) {
+                // redb 2.6 can panic while rolling back after an I/O error (an assertion on
+                // its recovery flag); the handle is then unusable, but the thread lives on.
+                Some(handle) => match catch_unwind(AssertUnwindSafe(|| commit_batch(&handle, batch))).unwrap_or_else(|_| {
+                    tracing::error!("the store panicked during a commit; reopening it");
+                    BatchOutcome::HandleFailed
+                }) {
+                    BatchOutcome::Committed => {
+                        stats.commits.fetch_add(1, Ordering::Relaxed);
+                    }
+                    BatchOutcome::Failed => {}
+                    BatchOutcome::HandleFailed => {
+                        // Readers stop using the failed handle now; the next batch reopens.
+                        db.store(None);
+                    }
+                },
+                // Dropping the jobs drops their reply channels, so each caller gets
+                // `StoreError::WriterStopped` at once instead of waiting.
+                None => drop(batch),
             }
         }
         if let Some(done) = stop {
@@ -137,16 +163,48 @@ fn run(db: Arc<Database>, mut receiver: mpsc::Receiver<Message>, stats: &WriterS
     }
 }
 
-/// Runs a batch in one transaction; returns whether it committed.
-fn commit_batch(db: &Database, batch: Vec<Box<dyn FnOnce(&WriteTransaction) -> (bool, Completion) + Send>>) -> bool {
+/// Opens the store file again after a failed write, waiting up to `REOPEN_WAIT` for readers
+/// of the old handle to finish. Returns `None` when the file cannot be opened yet, so the
+/// next batch tries again.
+fn reopen(db: &ArcSwapOption<Database>, path: &Path, stats: &WriterStats) -> Option<Arc<Database>> {
+    let deadline = Instant::now() + REOPEN_WAIT;
+    loop {
+        match Database::create(path) {
+            Ok(handle) => {
+                let handle = Arc::new(handle);
+                db.store(Some(handle.clone()));
+                stats.reopens.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(path = %path.display(), "store reopened after a storage error; writes resume");
+                return Some(handle);
+            }
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) if Instant::now() < deadline => std::thread::sleep(REOPEN_POLL),
+            Err(error) => {
+                tracing::error!(%error, path = %path.display(), "cannot reopen the store; writes fail until it opens");
+                return None;
+            }
+        }
+    }
+}
+
+/// What became of one batch.
+enum BatchOutcome {
+    Committed,
+    /// The batch failed but the handle still works (a job rolled it back).
+    Failed,
+    /// The handle failed: redb accepts no transaction on it until the file is opened again.
+    HandleFailed,
+}
+
+/// Runs a batch in one transaction.
+fn commit_batch(db: &Database, batch: Vec<Box<dyn FnOnce(&WriteTransaction) -> (bool, Completion) + Send>>) -> BatchOutcome {
     let txn = match db.begin_write() {
         Ok(txn) => txn,
         Err(error) => {
-            tracing::error!(%error, "cannot begin a write transaction");
+            tracing::error!(%error, "cannot begin a write transaction; reopening the store");
             // Dropping the jobs drops their reply channels, so each caller gets
             // `StoreError::WriterStopped` instead of waiting.
             drop(batch);
-            return false;
+            return BatchOutcome::HandleFailed;
         }
     };
     let mut completions = Vec::with_capacity(batch.len());
@@ -156,12 +214,14 @@ fn commit_batch(db: &Database, batch: Vec<Box<dyn FnOnce(&WriteTransaction) -> (
         aborted |= aborts;
         completions.push(completion);
     }
+    let mut handle_failed = false;
     let outcome = if aborted {
         let _ = txn.abort();
         Err("the batch holding this write was rolled back after a storage error".to_string())
     } else {
         txn.commit().map_err(|error| {
-            tracing::error!(%error, "commit failed");
+            tracing::error!(%error, "commit failed; reopening the store");
+            handle_failed = true;
             format!("commit failed: {error}")
         })
     };
@@ -169,5 +229,9 @@ fn commit_batch(db: &Database, batch: Vec<Box<dyn FnOnce(&WriteTransaction) -> (
     for completion in completions {
         completion(outcome.clone());
     }
-    committed
+    match (committed, handle_failed) {
+        (true, _) => BatchOutcome::Committed,
+        (false, true) => BatchOutcome::HandleFailed,
+        (false, false) => BatchOutcome::Failed,
+    }
 }

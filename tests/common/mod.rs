@@ -45,6 +45,9 @@ pub struct Daemon {
     child: Option<Child>,
     http: Option<Client>,
     token: OnceCell<String>,
+    /// RLIMIT_FSIZE for the daemon, in bytes, with SIGXFSZ ignored: writes past it fail
+    /// with EFBIG, as they would on a full disk.
+    file_size_limit: Option<u64>,
 }
 
 /// An HTTP response, read whole.
@@ -127,7 +130,28 @@ impl Daemon {
             child: None,
             http: None,
             token: OnceCell::new(),
+            file_size_limit: None,
         }
+    }
+
+    /// Starts a daemon that cannot write past `bytes` in any file until
+    /// `lift_file_size_limit` is called.
+    pub fn start_with_file_size_limit(bytes: u64) -> Daemon {
+        let mut daemon = Daemon::prepare("");
+        daemon.file_size_limit = Some(bytes);
+        if let Err(error) = daemon.launch() {
+            panic!("idpsync did not start: {error}\n--- daemon log ---\n{}", daemon.log());
+        }
+        daemon
+    }
+
+    /// Removes the running daemon's file size limit, as freeing disk space would.
+    pub fn lift_file_size_limit(&self) {
+        let pid = self.pid().expect("the daemon is running") as libc::pid_t;
+        let unlimited = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
+        // SAFETY: prlimit reads `unlimited` and writes nothing through the null pointer.
+        let result = unsafe { libc::prlimit(pid, libc::RLIMIT_FSIZE, &unlimited, std::ptr::null_mut()) };
+        assert_eq!(result, 0, "prlimit failed: {}", std::io::Error::last_os_error());
     }
 
     /// Spawns `idpsync serve` and waits until `GET /health` returns 200.
@@ -138,7 +162,23 @@ impl Daemon {
             .open(self.log_path())
             .map_err(|error| format!("cannot open {}: {error}", self.log_path().display()))?;
         let log_for_stdout = log.try_clone().map_err(|error| error.to_string())?;
-        let child = Command::new(BINARY)
+        let mut command = Command::new(BINARY);
+        if let Some(bytes) = self.file_size_limit {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: the closure runs in the forked child before exec and calls only
+            // async-signal-safe functions (signal, setrlimit).
+            unsafe {
+                command.pre_exec(move || {
+                    libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+                    let limit = libc::rlimit { rlim_cur: bytes, rlim_max: libc::RLIM_INFINITY };
+                    if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let child = command
             .arg("--config")
             .arg(&self.config)
             .arg("serve")
