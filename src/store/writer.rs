@@ -186,7 +186,7 @@ fn reopen(db: &ArcSwapOption<Database>, path: &Path, stats: &WriterStats) -> Opt
     }
 }
 
-/// What became of one batch.
+/// Outcome of one batch.
 enum BatchOutcome {
     Committed,
     /// The batch failed but the handle still works (a job rolled it back).
