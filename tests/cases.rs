@@ -99,20 +99,51 @@ const EXCERPT: usize = 240;
 const BODY_EXCERPT: usize = 2000;
 
 fn run_case_file(id: &str) {
-    let path = format!("{CASES_DIR}/{id}.json");
-    let text = std::fs::read_to_string(&path)
+    if let Err(report) = run_case_at(&format!("{CASES_DIR}/{id}.json")) {
+        panic!("{report}");
+    }
+}
+
+/// Runs one case file on a fresh daemon; returns the failure report.
+fn run_case_at(path: &str) -> Result<(), String> {
+    let text = std::fs::read_to_string(path)
         .unwrap_or_else(|error| panic!("cannot read {path}: {error}"));
     let case: Value =
         serde_json::from_str(&text).unwrap_or_else(|error| panic!("{path} is not JSON: {error}"));
+    if let Err(error) = validate_case(&case) {
+        return Err(format!("{path} is not a valid case: {error:?}"));
+    }
+    let id = case.get("id").and_then(Value::as_str).unwrap_or(path).to_string();
 
     let daemon = Daemon::start();
     let token = daemon.create_token("interoperability-cases");
     let mut run = CaseRun::new(&daemon, token);
     match run.case(&case) {
-        Ok(()) => {}
-        Err(Failure::Skipped(reason)) => println!("{id} skipped: {reason}"),
-        Err(failure) => panic!("{id} failed: {}\n\n{}", failure.describe(), run.transcript),
+        Ok(()) => Ok(()),
+        Err(Failure::Skipped(reason)) => {
+            println!("{id} skipped: {reason}");
+            Ok(())
+        }
+        Err(failure) => Err(format!("{id} failed: {}\n\n{}", failure.describe(), run.transcript)),
     }
+}
+
+/// Runs every case in `tests/cases/regression/`: further request shapes of the same
+/// providers and of the RFCs, in the same format, each on a fresh daemon.
+#[test]
+fn regression_cases_pass() {
+    let dir = format!("{CASES_DIR}/regression");
+    let mut paths: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|error| panic!("cannot read {dir}: {error}"))
+        .filter_map(|entry| entry.ok())
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|extension| extension == "json"))
+        .map(|path| path.to_string_lossy().into_owned())
+        .collect();
+    paths.sort();
+    assert!(paths.len() >= 80, "only {} regression cases in {dir}", paths.len());
+    let failures: Vec<String> = paths.iter().filter_map(|path| run_case_at(path).err()).collect();
+    assert!(failures.is_empty(), "{} of {} regression cases failed:\n\n{}", failures.len(), paths.len(), failures.join("\n\n"));
 }
 
 /// Why a case stopped before passing.
@@ -506,7 +537,8 @@ fn find_placeholders(text: &str) -> Vec<Placeholder<'_>> {
     let mut found = Vec::new();
     let mut position = 0;
     while position + 1 < bytes.len() {
-        if !text[position..].starts_with("{{") {
+        // Bytes, not `str` slices: `position` steps through multi-byte characters.
+        if !bytes[position..].starts_with(b"{{") {
             position += 1;
             continue;
         }

@@ -4,7 +4,7 @@
 #                including one fresh daemon per case in tests/cases/
 #   conformance  a release build of the daemon, then against fresh daemons:
 #                scim2-tester (through scim2-cli) on the whole SCIM API,
-#                tests/replay/run-cases.py on tests/cases/, and
+#                tests/replay/run-cases.py on tests/cases/ and tests/cases/regression/,
 #                tests/replay/idp-replay.py as Entra ID (with and without the
 #                aadOptscim062020 flag) and as Okta, 300 users and 20 groups each
 # Every daemon is stopped with SIGTERM and must exit with status 0.
@@ -227,10 +227,12 @@ run_scim2_tester() {
 
 run_cases() {
   local status=0
-  heading "run-cases.py on tests/cases"
+  heading "run-cases.py on tests/cases and tests/cases/regression"
   start_daemon cases || { fail "run-cases: daemon start"; return; }
   JUDGES_TOKEN="$daemon_token" python3 tests/replay/run-cases.py --cacert "$daemon_cert" \
     "$daemon_base" - tests/cases || status=$?
+  JUDGES_TOKEN="$daemon_token" python3 tests/replay/run-cases.py --cacert "$daemon_cert" \
+    "$daemon_base" - tests/cases/regression || status=$?
   if ((status == 0)); then
     pass "run-cases.py"
   else
