@@ -546,3 +546,37 @@ fn store_recovers_after_failed_write() {
     assert_eq!(response.json().unwrap()["totalResults"], 0, "the failed write was stored");
     assert!(daemon.log().contains("store reopened"), "{}", daemon.log());
 }
+
+#[test]
+fn discovery_endpoints_reject_filters() {
+    let daemon = Daemon::start();
+    for path in ["/Schemas", "/ResourceTypes", "/ServiceProviderConfig"] {
+        let response = daemon.scim("GET", &format!("{path}?filter=id%20eq%20%22User%22"), None);
+        assert_scim_error(&response, 403, None);
+        assert_eq!(daemon.scim("GET", path, None).status, 200, "{path}");
+    }
+}
+
+#[test]
+fn sort_by_group_display_orders_users() {
+    let daemon = Daemon::start();
+    let first = create(&daemon, "/Users", &user("first@example.org"));
+    let second = create(&daemon, "/Users", &user("second@example.org"));
+    for (name, member) in [("beta", &first), ("alpha", &second)] {
+        let group = json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+            "displayName": name,
+            "members": [{"value": member}]
+        });
+        create(&daemon, "/Groups", &group);
+    }
+    let order = |sort_order: &str| -> Vec<String> {
+        let path = format!("/Users?sortBy=groups.display&sortOrder={sort_order}&attributes=userName");
+        let response = daemon.scim("GET", &path, None);
+        assert_eq!(response.status, 200, "{}", response.text());
+        let body = response.json().unwrap();
+        body["Resources"].as_array().unwrap().iter().map(|user| user["userName"].as_str().unwrap().to_string()).collect()
+    };
+    assert_eq!(order("ascending"), ["second@example.org", "first@example.org"]);
+    assert_eq!(order("descending"), ["first@example.org", "second@example.org"]);
+}

@@ -250,6 +250,11 @@ async fn dispatch(state: &Arc<AppState>, route: Route, call: Call) -> Result<Res
     let base = state.public_url();
     // hyper sends the headers of a HEAD response without its body (RFC 9110 section 9.3.2).
     let method = if call.method == Method::HEAD { Method::GET } else { call.method.clone() };
+    let discovery = matches!(route, Route::ServiceProviderConfig | Route::ResourceTypes(_) | Route::Schemas(_));
+    if discovery && query_param(&call, "filter").is_some() {
+        // RFC 7644 section 4: a client must not read a filtered answer as a match.
+        return Err(ScimError::new(403, None, "filters are not supported on discovery endpoints; request the whole list"));
+    }
     match (route, method) {
         (Route::ServiceProviderConfig, Method::GET) => {
             let config = state.config.load();

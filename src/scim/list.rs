@@ -184,10 +184,19 @@ pub fn run(store: &Store, kinds: &[ResourceKind], query: &ListQuery, base_url: &
         collect_matches(&txn, *kind, query, base_url, &mut matched)?;
     }
     if let Some(path) = &query.sort_by {
-        matched.sort_by(|(kind_a, a), (_, b)| {
-            let order = filter::compare_for_sort(*kind_a, path, &Value::Object(a.clone()), &Value::Object(b.clone()));
+        // Wrapped once, so the comparisons read the documents without copying them.
+        let mut wrapped: Vec<(ResourceKind, Value)> = matched.into_iter().map(|(kind, doc)| (kind, Value::Object(doc))).collect();
+        wrapped.sort_by(|(kind_a, a), (_, b)| {
+            let order = filter::compare_for_sort(*kind_a, path, a, b);
             if query.descending { order.reverse() } else { order }
         });
+        matched = wrapped
+            .into_iter()
+            .filter_map(|(kind, value)| match value {
+                Value::Object(doc) => Some((kind, doc)),
+                _ => None,
+            })
+            .collect();
     }
     let total = matched.len();
     let mut resources = Vec::new();
@@ -206,28 +215,25 @@ fn collect_matches(
     matched: &mut Vec<(ResourceKind, Map<String, Value>)>,
 ) -> Result<(), ScimError> {
     let computed = computed_attribute(kind);
-    let needs_computed = query.filter.as_ref().is_some_and(|filter| mentions(filter, computed));
-    let needs_location = query.filter.as_ref().is_some_and(|filter| mentions(filter, "meta"))
-        || query.sort_by.as_ref().is_some_and(|path| path.name.eq_ignore_ascii_case("meta"));
+    let sorts_by = |name: &str| query.sort_by.as_ref().is_some_and(|path| path.name.eq_ignore_ascii_case(name));
+    let filter_needs_computed = query.filter.as_ref().is_some_and(|filter| mentions(filter, computed));
+    let sort_needs_computed = sorts_by(computed);
+    let needs_location = query.filter.as_ref().is_some_and(|filter| mentions(filter, "meta")) || sorts_by("meta");
     let mut consider = |mut doc: Map<String, Value>| -> Result<(), ScimError> {
         if needs_location {
             add_location(kind, &mut doc, base_url);
         }
-        let Some(filter) = &query.filter else {
-            matched.push((kind, doc));
-            return Ok(());
-        };
-        if needs_computed {
+        if filter_needs_computed || sort_needs_computed {
             add_computed(txn, kind, &mut doc, base_url)?;
         }
         let value = Value::Object(doc);
-        if filter::matches(filter, kind, &value) {
-            if let Value::Object(mut doc) = value {
-                if needs_computed {
-                    doc.remove(computed);
-                }
-                matched.push((kind, doc));
+        let keep = query.filter.as_ref().is_none_or(|filter| filter::matches(filter, kind, &value));
+        if let (true, Value::Object(mut doc)) = (keep, value) {
+            // A group's members can be many: keep them only when the sort reads them.
+            if !sort_needs_computed {
+                doc.remove(computed);
             }
+            matched.push((kind, doc));
         }
         Ok(())
     };

@@ -139,14 +139,13 @@ fn evaluate_compare(
         };
     }
 
-    let compare = |op, actual: &&Value| compare_leaf(target.def, op, actual, expected);
-    match op {
-        CompareOp::Ne => !target
-            .values
-            .iter()
-            .any(|actual| compare(CompareOp::Eq, actual)),
-        _ => target.values.iter().any(|actual| compare(op, actual)),
+    // A multi-valued attribute matches when any of its values does (RFC 7644 section
+    // 3.4.2.2), for `ne` too: emails [work, home] match `emails.type ne "work"`. An absent
+    // attribute is "not identical" to any value, so it matches `ne` and no other operator.
+    if op == CompareOp::Ne && target.values.is_empty() {
+        return true;
     }
+    target.values.iter().any(|actual| compare_leaf(target.def, op, actual, expected))
 }
 
 /// Replaces complex values by their `value` sub-attribute, as RFC 7644 section 3.4.2.2 does

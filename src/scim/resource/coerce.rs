@@ -94,7 +94,8 @@ fn normalize_complex(
 
 fn coerce_simple(ty: AttrType, value: Value, label: &str) -> Result<Value, ScimError> {
     let valid = match (&ty, &value) {
-        (AttrType::String | AttrType::Binary | AttrType::Reference, Value::String(_)) => true,
+        (AttrType::String | AttrType::Reference, Value::String(_)) => true,
+        (AttrType::Binary, Value::String(text)) => is_base64(text),
         (AttrType::Boolean, Value::Bool(_)) => true,
         (AttrType::Boolean, Value::String(text)) => return parse_bool(text, label, &value),
         (AttrType::Integer, Value::Number(number)) => number.is_i64() || number.is_u64(),
@@ -118,6 +119,19 @@ fn parse_bool(text: &str, label: &str, value: &Value) -> Result<Value, ScimError
     } else {
         Err(type_error(label, AttrType::Boolean, value))
     }
+}
+
+/// Base64 of RFC 4648 (RFC 7643 section 2.3.6), in the standard or the URL-safe alphabet,
+/// with or without padding. Whitespace is ignored because certificates often arrive wrapped
+/// at 64 or 76 characters as in PEM.
+fn is_base64(text: &str) -> bool {
+    use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+    use base64::engine::DecodePaddingMode;
+    use base64::Engine;
+    const LENIENT: GeneralPurposeConfig = GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
+    let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    GeneralPurpose::new(&base64::alphabet::STANDARD, LENIENT).decode(&compact).is_ok()
+        || GeneralPurpose::new(&base64::alphabet::URL_SAFE, LENIENT).decode(&compact).is_ok()
 }
 
 fn type_error(label: &str, expected: AttrType, value: &Value) -> ScimError {
@@ -185,6 +199,18 @@ mod tests {
         ] {
             let doc = create_user(json!({"userName": "ada", "active": sent})).unwrap();
             assert_eq!(doc["active"], json!(stored), "sent {sent}");
+        }
+    }
+
+    #[test]
+    fn binary_values_must_be_base64() {
+        for valid in ["TUlJQ2F6Q0NB", "TUlJQ2F6Q0NBQQ==", "TUlJQ2F6Q0NBQQ", "TUlJ\nQ2F6", "-_-_"] {
+            let body = json!({"userName": "ada", "x509Certificates": [{"value": valid}]});
+            assert!(create_user(body).is_ok(), "{valid:?} was rejected");
+        }
+        for invalid in ["%%%", "not base64!", "TUlJQ2F6Q0NBQQ==="] {
+            let body = json!({"userName": "ada", "x509Certificates": [{"value": invalid}]});
+            assert_invalid_value(create_user(body), "x509Certificates.value");
         }
     }
 

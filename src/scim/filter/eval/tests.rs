@@ -49,7 +49,9 @@ fn evaluate_user_filters() {
         ("emails.type eq \"work\"", true),
         ("emails.type eq \"other\"", false),
         ("emails.type ne \"other\"", true),
-        ("emails.type ne \"work\"", false),
+        // Any value that differs is enough: the home address is not "work".
+        ("emails.type ne \"work\"", true),
+        ("emails.value ne \"nobody@example.com\"", true),
         ("schemas eq \"URN:ietf:params:scim:schemas:extension:enterprise:2.0:User\"", true),
         // Value paths: both conditions on one element.
         ("emails[type eq \"work\" and value co \"@example.com\"]", true),
