@@ -15,6 +15,13 @@ use crate::config::{Config, DEFAULT_CONFIG_PATH};
 use crate::control::{self, ClientError};
 use crate::store::{tokens, Store, StoreError};
 
+mod render;
+
+use render::{
+    print_access, print_groups, print_run, print_runs, print_status, print_sync_report, print_token_created, print_tokens,
+    print_users,
+};
+
 const EXIT_FAILURE: u8 = 1;
 const EXIT_NOT_RUNNING: u8 = 3;
 const EXIT_BLOCKED: u8 = 4;
@@ -348,147 +355,4 @@ fn create_token_offline(config: &Config, name: &str) -> Result<Value, Failure> {
     let (record, token) = created.map_err(|error| failure(error.to_string()))?;
     futures::executor::block_on(runtime_store.close());
     Ok(tokens::created_view(&record, &token, config.public_url()))
-}
-
-fn print_token_created(body: &Value) {
-    let field = |name: &str| body.get(name).and_then(Value::as_str).unwrap_or_default().to_string();
-    println!("SCIM base URL (Tenant URL):   {}", field("scim_url"));
-    println!("Bearer token (Secret Token): {}", field("token"));
-    println!();
-    println!("Token {:?} has id {}. Copy the token now: it is stored only as a hash and cannot be shown again.", field("name"), field("id"));
-}
-
-fn cell(value: &Value) -> String {
-    match value {
-        Value::Null => "-".to_string(),
-        Value::String(text) => text.clone(),
-        Value::Array(items) => items.iter().map(cell).collect::<Vec<_>>().join(", "),
-        other => other.to_string(),
-    }
-}
-
-/// Prints rows of JSON objects as an aligned table with the given columns.
-fn print_table(rows: &Value, columns: &[(&str, &str)]) {
-    let rows = rows.as_array().cloned().unwrap_or_default();
-    let cells: Vec<Vec<String>> = rows
-        .iter()
-        .map(|row| columns.iter().map(|(key, _)| cell(row.pointer(key).unwrap_or(&Value::Null))).collect())
-        .collect();
-    let widths: Vec<usize> = columns
-        .iter()
-        .enumerate()
-        .map(|(index, (_, title))| cells.iter().map(|row| row[index].chars().count()).max().unwrap_or(0).max(title.len()))
-        .collect();
-    let line = |values: Vec<String>| {
-        let padded: Vec<String> = values.iter().zip(&widths).map(|(value, width)| format!("{value:<width$}")).collect();
-        println!("{}", padded.join("  ").trim_end());
-    };
-    line(columns.iter().map(|(_, title)| title.to_string()).collect());
-    for row in cells {
-        line(row);
-    }
-}
-
-fn print_tokens(body: &Value) {
-    print_table(body, &[("/id", "ID"), ("/name", "NAME"), ("/created", "CREATED"), ("/last_used", "LAST USED")]);
-}
-
-fn print_users(body: &Value) {
-    print_table(body, &[("/id", "ID"), ("/userName", "USERNAME"), ("/displayName", "DISPLAY NAME"), ("/active", "ACTIVE"), ("/groups", "GROUPS")]);
-}
-
-fn print_groups(body: &Value) {
-    print_table(body, &[("/id", "ID"), ("/displayName", "DISPLAY NAME"), ("/members", "MEMBERS"), ("/roles", "ROLES"), ("/unmapped", "UNMAPPED")]);
-}
-
-/// Sums the per-kind change counts of a sync run or report.
-fn total_changes(counts: &Value) -> u64 {
-    counts.as_object().map(|counts| counts.values().filter_map(Value::as_u64).sum()).unwrap_or(0)
-}
-
-/// The non-zero change counts as `kind=N` pairs.
-fn count_summary(counts: &Value) -> String {
-    let pairs: Vec<String> = counts
-        .as_object()
-        .map(|counts| {
-            counts
-                .iter()
-                .filter(|(_, count)| count.as_u64().unwrap_or(0) > 0)
-                .map(|(kind, count)| format!("{kind}={count}"))
-                .collect()
-        })
-        .unwrap_or_default();
-    if pairs.is_empty() { "no changes".to_string() } else { pairs.join(" ") }
-}
-
-fn print_runs(body: &Value) {
-    let mut rows = body.as_array().cloned().unwrap_or_default();
-    for row in &mut rows {
-        let total = total_changes(&row["counts"]);
-        row["changes"] = Value::from(total);
-    }
-    print_table(&Value::Array(rows), &[("/id", "ID"), ("/trigger", "TRIGGER"), ("/started", "STARTED"), ("/outcome", "OUTCOME"), ("/changes", "CHANGES"), ("/reason", "REASON")]);
-}
-
-fn print_run(body: &Value) {
-    let run = &body["run"];
-    println!(
-        "sync run {} ({}), {} to {}: {}{}",
-        cell(&run["id"]),
-        cell(&run["trigger"]),
-        cell(&run["started"]),
-        cell(&run["finished"]),
-        cell(&run["outcome"]),
-        run["reason"].as_str().map(|reason| format!(" ({reason})")).unwrap_or_default()
-    );
-    println!("{}", count_summary(&run["counts"]));
-    let events = body["events"].as_array().cloned().unwrap_or_default();
-    if !events.is_empty() {
-        println!();
-        print_table(&Value::Array(events), &[("/id", "EVENT"), ("/kind", "KIND"), ("/subject/type", "TYPE"), ("/subject/name", "SUBJECT"), ("/subject/id", "ID")]);
-    }
-}
-
-fn print_access(body: &Value) {
-    println!("{} ({}), {}", cell(&body["user"]["userName"]), cell(&body["user"]["id"]), if body["active"] == Value::Bool(false) { "deactivated" } else { "active" });
-    let list = |value: &Value| value.as_array().map(|items| items.iter().map(cell).collect::<Vec<_>>().join(", ")).unwrap_or_default();
-    let groups: Vec<String> = body["groups"].as_array().map(|groups| groups.iter().map(|group| cell(&group["name"])).collect()).unwrap_or_default();
-    println!("groups:      {}", groups.join(", "));
-    println!("roles:       {}", list(&body["roles"]));
-    println!("permissions: {}", list(&body["permissions"]));
-    let grants = body["grants"].as_array().cloned().unwrap_or_default();
-    if !grants.is_empty() {
-        println!();
-        print_table(&Value::Array(grants), &[("/group/display_name", "GROUP"), ("/role", "ROLE"), ("/resources", "RESOURCES"), ("/source", "SOURCE")]);
-    }
-}
-
-fn print_status(body: &Value) {
-    let text = |pointer: &str| cell(body.pointer(pointer).unwrap_or(&Value::Null));
-    println!("idpsync {} (pid {}), serving {}", text("/version"), text("/pid"), text("/scim_url"));
-    println!("next sync:    {} ({})", text("/schedule/next_run"), text("/schedule/expression"));
-    println!("permissions:  {}", text("/permissions/dir"));
-    if let Some(error) = body.pointer("/permissions/error").and_then(Value::as_str) {
-        println!("  invalid, the previous permissions stay in force:\n  {}", error.replace('\n', "\n  "));
-    }
-    if let Some(organization) = body.get("organization").filter(|value| !value.is_null()) {
-        println!("organization: {}", serde_json::to_string(organization).unwrap_or_default());
-    }
-    println!("tokens:       {}", text("/tokens"));
-}
-
-fn print_sync_report(body: &Value) {
-    let label = if body["dry_run"] == Value::Bool(true) { "dry run (nothing applied)".to_string() } else { format!("sync run {}", cell(&body["run"])) };
-    println!(
-        "{label}: {}{}",
-        cell(&body["outcome"]),
-        body["reason"].as_str().or(body["error"].as_str()).map(|reason| format!(" ({reason})")).unwrap_or_default()
-    );
-    if body.get("counts").is_some() {
-        println!("{}", count_summary(&body["counts"]));
-    }
-    let changes = body["changes"].as_array().cloned().unwrap_or_default();
-    for change in changes {
-        println!("  {}", serde_json::to_string(&change).unwrap_or_default());
-    }
 }
