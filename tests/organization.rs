@@ -1020,3 +1020,64 @@ fn cli_without_daemon_reports_not_running() {
     let status = cli_json(&daemon, &["status", "--json"]);
     assert_eq!(status["tokens"], 1, "{status}");
 }
+
+/// A value longer than 65,535 characters, the largest width that Rust's `format!` accepts.
+const HUGE_VALUE_CHARS: usize = 900_000;
+/// Maximum length of a line in human-readable output, whose cells are cut to 60 characters.
+const MAX_HUMAN_LINE_CHARS: usize = 400;
+
+/// Asserts that `idpsync ARGS` succeeded and printed only lines of bounded length, and
+/// returns what it printed.
+fn cli_human(daemon: &Daemon, args: &[&str]) -> String {
+    let output = daemon.cli(args);
+    assert!(
+        output.status.success(),
+        "idpsync {args:?}: {}",
+        describe(&output)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let longest = stdout.lines().map(|line| line.chars().count()).max().unwrap_or(0);
+    assert!(
+        longest <= MAX_HUMAN_LINE_CHARS,
+        "idpsync {args:?} printed a line of {longest} characters"
+    );
+    stdout
+}
+
+#[test]
+fn tables_clip_huge_values() {
+    let daemon = Daemon::start();
+    let huge = "x".repeat(HUGE_VALUE_CHARS);
+    let body = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "huge@example.com",
+        "displayName": huge,
+        "active": true
+    });
+    let user = created_id(&daemon, "/Users", &body);
+    create_group(&daemon, &huge, &[&user]);
+    let run = sync(&daemon);
+
+    let listed = cli_human(&daemon, &["users"]);
+    assert!(listed.contains("huge@example.com"), "{listed}");
+    assert!(listed.contains('…'), "{listed}");
+    let listed = cli_human(&daemon, &["groups"]);
+    assert!(listed.contains('…'), "{listed}");
+    let run_details = cli_human(&daemon, &["syncs", "show", &run.to_string()]);
+    assert!(run_details.contains('…'), "{run_details}");
+    let access = cli_human(&daemon, &["access", "huge@example.com"]);
+    assert!(access.contains('…'), "{access}");
+
+    let users = users(&daemon);
+    assert_eq!(
+        users[0]["displayName"].as_str().map(str::len),
+        Some(HUGE_VALUE_CHARS),
+        "users --json cut the displayName"
+    );
+    let groups = groups(&daemon);
+    assert_eq!(
+        groups[0]["displayName"].as_str().map(str::len),
+        Some(HUGE_VALUE_CHARS),
+        "groups --json cut the displayName"
+    );
+}

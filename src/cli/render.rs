@@ -20,24 +20,61 @@ fn cell(value: &Value) -> String {
     }
 }
 
-/// Prints rows of JSON objects as an aligned table with the given columns.
+/// Maximum characters that a table cell shows. A longer value is cut to this length and ends
+/// in "…", while `--json` prints it whole.
+const MAX_CELL_CHARS: usize = 60;
+
+/// Shortens `text` to at most `max` characters for display (a cut text ends in "…") and
+/// escapes control characters, so that no value can break a row or move the cursor.
+fn clip(text: &str, max: usize) -> String {
+    let mut clipped: Vec<char> = Vec::new();
+    for character in text.chars() {
+        if character.is_control() {
+            clipped.extend(character.escape_default());
+        } else {
+            clipped.push(character);
+        }
+        if clipped.len() > max {
+            clipped.truncate(max.saturating_sub(1));
+            clipped.push('…');
+            break;
+        }
+    }
+    clipped.into_iter().collect()
+}
+
+/// Pads `text` with spaces to `width` characters. Unlike the `{:<width$}` format, it accepts
+/// any width.
+fn pad(text: &str, width: usize) -> String {
+    let missing = width.saturating_sub(text.chars().count());
+    format!("{text}{}", " ".repeat(missing))
+}
+
+/// Prints rows of JSON objects as an aligned table with the given columns, each cell clipped
+/// to [`MAX_CELL_CHARS`].
 fn print_table(rows: &Value, columns: &[(&str, &str)]) {
-    let rows = rows.as_array().cloned().unwrap_or_default();
+    let rows = rows.as_array().map(Vec::as_slice).unwrap_or_default();
     let cells: Vec<Vec<String>> = rows
         .iter()
-        .map(|row| columns.iter().map(|(key, _)| cell(row.pointer(key).unwrap_or(&Value::Null))).collect())
+        .map(|row| {
+            columns
+                .iter()
+                .map(|(key, _)| clip(&cell(row.pointer(key).unwrap_or(&Value::Null)), MAX_CELL_CHARS))
+                .collect()
+        })
         .collect();
     let widths: Vec<usize> = columns
         .iter()
         .enumerate()
         .map(|(index, (_, title))| cells.iter().map(|row| row[index].chars().count()).max().unwrap_or(0).max(title.len()))
         .collect();
-    let line = |values: Vec<String>| {
-        let padded: Vec<String> = values.iter().zip(&widths).map(|(value, width)| format!("{value:<width$}")).collect();
+    let line = |values: &[String]| {
+        let padded: Vec<String> = values.iter().zip(&widths).map(|(value, width)| pad(value, *width)).collect();
         println!("{}", padded.join("  ").trim_end());
     };
-    line(columns.iter().map(|(_, title)| title.to_string()).collect());
-    for row in cells {
+    let titles: Vec<String> = columns.iter().map(|(_, title)| title.to_string()).collect();
+    line(&titles);
+    for row in &cells {
         line(row);
     }
 }
@@ -103,9 +140,11 @@ pub(super) fn print_run(body: &Value) {
 }
 
 pub(super) fn print_access(body: &Value) {
-    println!("{} ({}), {}", cell(&body["user"]["userName"]), cell(&body["user"]["id"]), if body["active"] == Value::Bool(false) { "deactivated" } else { "active" });
-    let list = |value: &Value| value.as_array().map(|items| items.iter().map(cell).collect::<Vec<_>>().join(", ")).unwrap_or_default();
-    let groups: Vec<String> = body["groups"].as_array().map(|groups| groups.iter().map(|group| cell(&group["name"])).collect()).unwrap_or_default();
+    let short = |value: &Value| clip(&cell(value), MAX_CELL_CHARS);
+    println!("{} ({}), {}", short(&body["user"]["userName"]), short(&body["user"]["id"]), if body["active"] == Value::Bool(false) { "deactivated" } else { "active" });
+    // Every item is listed, each clipped like a table cell.
+    let list = |value: &Value| value.as_array().map(|items| items.iter().map(short).collect::<Vec<_>>().join(", ")).unwrap_or_default();
+    let groups: Vec<String> = body["groups"].as_array().map(|groups| groups.iter().map(|group| short(&group["name"])).collect()).unwrap_or_default();
     println!("groups:      {}", groups.join(", "));
     println!("roles:       {}", list(&body["roles"]));
     println!("permissions: {}", list(&body["permissions"]));
@@ -143,5 +182,34 @@ pub(super) fn print_sync_report(body: &Value) {
     let changes = body["changes"].as_array().cloned().unwrap_or_default();
     for change in changes {
         println!("  {}", serde_json::to_string(&change).unwrap_or_default());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clip_keeps_short_text() {
+        assert_eq!(clip("alice", 60), "alice");
+        assert_eq!(clip(&"a".repeat(60), 60), "a".repeat(60));
+    }
+
+    #[test]
+    fn clip_cuts_long_text_with_ellipsis() {
+        let clipped = clip(&"x".repeat(900_000), 60);
+        assert_eq!(clipped.chars().count(), 60);
+        assert!(clipped.ends_with('…'), "{clipped}");
+    }
+
+    #[test]
+    fn clip_escapes_control_characters() {
+        assert_eq!(clip("a\nb\u{1b}[2J", 60), "a\\nb\\u{1b}[2J");
+    }
+
+    #[test]
+    fn pad_accepts_widths_beyond_format_limit() {
+        assert_eq!(pad("ab", 5), "ab   ");
+        assert_eq!(pad("ab", 100_000).len(), 100_000);
     }
 }
