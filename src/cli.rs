@@ -4,8 +4,11 @@
 //! Exit codes: 0 success, 1 failure, 2 usage error, 3 daemon not running, 4 sync blocked by
 //! the removal guard (rerun with `--force`), 5 not found.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 
 use clap::{Args, Parser, Subcommand};
 use http::{Method, StatusCode};
@@ -14,6 +17,17 @@ use serde_json::{json, Value};
 use crate::config::{Config, DEFAULT_CONFIG_PATH};
 use crate::control::{self, ClientError};
 use crate::store::{tokens, Store, StoreError};
+
+/// Prints one line to stdout like `println!`, but through [`print_line`], which does not panic
+/// when stdout is closed.
+macro_rules! out {
+    () => {
+        $crate::cli::print_line("")
+    };
+    ($($argument:tt)*) => {
+        $crate::cli::print_line(&format!($($argument)*))
+    };
+}
 
 mod render;
 
@@ -145,6 +159,48 @@ enum ConfigCommand {
     },
 }
 
+/// Set by the first failed write to stdout, after which output is dropped. So a reader that
+/// closes the pipe early, as `idpsync syncs | head -1` does, ends the output quietly.
+static STDOUT_FAILED: AtomicBool = AtomicBool::new(false);
+/// The first stdout write error other than a closed pipe, reported when the command ends.
+static STDOUT_ERROR: Mutex<Option<String>> = Mutex::new(None);
+
+/// Writes `line` and a newline to stdout. After a write error (a closed pipe gives EPIPE,
+/// because Rust programs ignore SIGPIPE) it writes nothing more.
+fn print_line(line: &str) {
+    if STDOUT_FAILED.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut stdout = std::io::stdout().lock();
+    let written = stdout.write_all(line.as_bytes()).and_then(|()| stdout.write_all(b"\n"));
+    if let Err(error) = written {
+        record_stdout_error(error);
+    }
+}
+
+fn record_stdout_error(error: std::io::Error) {
+    STDOUT_FAILED.store(true, Ordering::Relaxed);
+    if error.kind() != std::io::ErrorKind::BrokenPipe {
+        STDOUT_ERROR.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(error.to_string());
+    }
+}
+
+/// Flushes stdout and returns the write error to report, if any. A closed pipe is not
+/// reported.
+fn finish_stdout() -> Option<String> {
+    if !STDOUT_FAILED.load(Ordering::Relaxed) {
+        if let Err(error) = std::io::stdout().flush() {
+            record_stdout_error(error);
+        }
+    }
+    STDOUT_ERROR.lock().unwrap_or_else(|e| e.into_inner()).take()
+}
+
+/// Prints `idpsync: MESSAGE` to stderr, ignoring write errors like [`print_line`] does.
+fn print_error(message: &str) {
+    let _ = writeln!(std::io::stderr(), "idpsync: {message}");
+}
+
 /// A CLI failure: the message for stderr and the exit code.
 struct Failure {
     code: u8,
@@ -171,14 +227,20 @@ pub fn main() -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("idpsync: cannot start the async runtime: {error}");
+            print_error(&format!("cannot start the async runtime: {error}"));
             return ExitCode::from(EXIT_FAILURE);
         }
     };
-    match runtime.block_on(run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(failure) => {
-            eprintln!("idpsync: {}", failure.message);
+    let result = runtime.block_on(run(cli));
+    let stdout_error = finish_stdout();
+    match (result, stdout_error) {
+        (Ok(()), None) => ExitCode::SUCCESS,
+        (Ok(()), Some(error)) => {
+            print_error(&format!("cannot write to stdout: {error}"));
+            ExitCode::from(EXIT_FAILURE)
+        }
+        (Err(failure), _) => {
+            print_error(&failure.message);
             ExitCode::from(failure.code)
         }
     }
@@ -252,7 +314,7 @@ async fn query(socket: &std::path::Path, path: &str, output: Output, table: fn(&
 
 fn print_value(body: &Value, output: Output, table: fn(&Value)) {
     if output.json {
-        println!("{}", serde_json::to_string_pretty(body).unwrap_or_default());
+        out!("{}", serde_json::to_string_pretty(body).unwrap_or_default());
     } else {
         table(body);
     }
@@ -266,12 +328,12 @@ fn config_check(path: &PathBuf, output: Output) -> Result<(), Failure> {
         Err(errors) => json!({"config": config.file, "valid": false, "errors": errors.errors().iter().map(ToString::to_string).collect::<Vec<_>>()}),
     };
     if output.json {
-        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+        out!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
     }
     match permissions {
         Ok(policy) => {
             if !output.json {
-                println!(
+                out!(
                     "{}: valid ({} permission files, {} roles, {} grants)",
                     config.file.display(),
                     policy.files().len(),
@@ -332,7 +394,7 @@ async fn token(config: &Config, command: TokenCommand) -> Result<(), Failure> {
                     expect_ok(status, body)?
                 }
             };
-            print_value(&body, output, |body| println!("revoked token {}", body["revoked"].as_str().unwrap_or_default()));
+            print_value(&body, output, |body| out!("revoked token {}", body["revoked"].as_str().unwrap_or_default()));
             Ok(())
         }
     }

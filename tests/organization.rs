@@ -1081,3 +1081,34 @@ fn tables_clip_huge_values() {
         "groups --json cut the displayName"
     );
 }
+
+#[test]
+fn cli_quiet_on_closed_stdout() {
+    let daemon = Daemon::start_with("[sync.guard]\nmax_removed = 0\nmax_removed_floor = 0");
+    let alice = create_user(&daemon, "alice@example.com");
+    create_group(&daemon, "Engineering", &[&alice]);
+    let commands: [&[&str]; 10] = [
+        &["sync", "--dry-run"],
+        &["sync"],
+        &["status"],
+        &["syncs"],
+        &["syncs", "show", "1"],
+        &["users", "--json"],
+        &["groups"],
+        &["access", "alice@example.com"],
+        &["token", "list"],
+        &["config", "check"],
+    ];
+    for args in commands {
+        let output = daemon.cli_into_closed_pipe(args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!stderr.contains("panicked"), "idpsync {args:?} panicked: {stderr}");
+        assert_eq!(output.status.code(), Some(0), "idpsync {args:?}: {}", describe(&output));
+    }
+
+    delete(&daemon, &format!("/Users/{alice}"));
+    let blocked = daemon.cli_into_closed_pipe(&["sync"]);
+    let stderr = String::from_utf8_lossy(&blocked.stderr);
+    assert!(!stderr.contains("panicked"), "a blocked sync panicked: {stderr}");
+    assert_eq!(blocked.status.code(), Some(EXIT_BLOCKED), "{}", describe(&blocked));
+}

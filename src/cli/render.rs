@@ -5,10 +5,10 @@ use serde_json::Value;
 
 pub(super) fn print_token_created(body: &Value) {
     let field = |name: &str| body.get(name).and_then(Value::as_str).unwrap_or_default().to_string();
-    println!("SCIM base URL (Tenant URL):   {}", field("scim_url"));
-    println!("Bearer token (Secret Token): {}", field("token"));
-    println!();
-    println!("Token {:?} has id {}. Copy the token now: it is stored only as a hash and cannot be shown again.", field("name"), field("id"));
+    out!("SCIM base URL (Tenant URL):   {}", field("scim_url"));
+    out!("Bearer token (Secret Token): {}", field("token"));
+    out!();
+    out!("Token {:?} has id {}. Copy the token now: it is stored only as a hash and cannot be shown again.", field("name"), field("id"));
 }
 
 fn cell(value: &Value) -> String {
@@ -70,7 +70,7 @@ fn print_table(rows: &Value, columns: &[(&str, &str)]) {
         .collect();
     let line = |values: &[String]| {
         let padded: Vec<String> = values.iter().zip(&widths).map(|(value, width)| pad(value, *width)).collect();
-        println!("{}", padded.join("  ").trim_end());
+        out!("{}", padded.join("  ").trim_end());
     };
     let titles: Vec<String> = columns.iter().map(|(_, title)| title.to_string()).collect();
     line(&titles);
@@ -122,7 +122,7 @@ pub(super) fn print_runs(body: &Value) {
 
 pub(super) fn print_run(body: &Value) {
     let run = &body["run"];
-    println!(
+    out!(
         "sync run {} ({}), {} to {}: {}{}",
         cell(&run["id"]),
         cell(&run["trigger"]),
@@ -131,57 +131,57 @@ pub(super) fn print_run(body: &Value) {
         cell(&run["outcome"]),
         run["reason"].as_str().map(|reason| format!(" ({reason})")).unwrap_or_default()
     );
-    println!("{}", count_summary(&run["counts"]));
+    out!("{}", count_summary(&run["counts"]));
     let events = body["events"].as_array().cloned().unwrap_or_default();
     if !events.is_empty() {
-        println!();
+        out!();
         print_table(&Value::Array(events), &[("/id", "EVENT"), ("/kind", "KIND"), ("/subject/type", "TYPE"), ("/subject/name", "SUBJECT"), ("/subject/id", "ID")]);
     }
 }
 
 pub(super) fn print_access(body: &Value) {
     let short = |value: &Value| clip(&cell(value), MAX_CELL_CHARS);
-    println!("{} ({}), {}", short(&body["user"]["userName"]), short(&body["user"]["id"]), if body["active"] == Value::Bool(false) { "deactivated" } else { "active" });
+    out!("{} ({}), {}", short(&body["user"]["userName"]), short(&body["user"]["id"]), if body["active"] == Value::Bool(false) { "deactivated" } else { "active" });
     // Every item is listed, each clipped like a table cell.
     let list = |value: &Value| value.as_array().map(|items| items.iter().map(short).collect::<Vec<_>>().join(", ")).unwrap_or_default();
     let groups: Vec<String> = body["groups"].as_array().map(|groups| groups.iter().map(|group| short(&group["name"])).collect()).unwrap_or_default();
-    println!("groups:      {}", groups.join(", "));
-    println!("roles:       {}", list(&body["roles"]));
-    println!("permissions: {}", list(&body["permissions"]));
+    out!("groups:      {}", groups.join(", "));
+    out!("roles:       {}", list(&body["roles"]));
+    out!("permissions: {}", list(&body["permissions"]));
     let grants = body["grants"].as_array().cloned().unwrap_or_default();
     if !grants.is_empty() {
-        println!();
+        out!();
         print_table(&Value::Array(grants), &[("/group/display_name", "GROUP"), ("/role", "ROLE"), ("/resources", "RESOURCES"), ("/source", "SOURCE")]);
     }
 }
 
 pub(super) fn print_status(body: &Value) {
     let text = |pointer: &str| cell(body.pointer(pointer).unwrap_or(&Value::Null));
-    println!("idpsync {} (pid {}), serving {}", text("/version"), text("/pid"), text("/scim_url"));
-    println!("next sync:    {} ({})", text("/schedule/next_run"), text("/schedule/expression"));
-    println!("permissions:  {}", text("/permissions/dir"));
+    out!("idpsync {} (pid {}), serving {}", text("/version"), text("/pid"), text("/scim_url"));
+    out!("next sync:    {} ({})", text("/schedule/next_run"), text("/schedule/expression"));
+    out!("permissions:  {}", text("/permissions/dir"));
     if let Some(error) = body.pointer("/permissions/error").and_then(Value::as_str) {
-        println!("  invalid, the previous permissions stay in force:\n  {}", error.replace('\n', "\n  "));
+        out!("  invalid, the previous permissions stay in force:\n  {}", error.replace('\n', "\n  "));
     }
     if let Some(organization) = body.get("organization").filter(|value| !value.is_null()) {
-        println!("organization: {}", serde_json::to_string(organization).unwrap_or_default());
+        out!("organization: {}", serde_json::to_string(organization).unwrap_or_default());
     }
-    println!("tokens:       {}", text("/tokens"));
+    out!("tokens:       {}", text("/tokens"));
 }
 
 pub(super) fn print_sync_report(body: &Value) {
     let label = if body["dry_run"] == Value::Bool(true) { "dry run (nothing applied)".to_string() } else { format!("sync run {}", cell(&body["run"])) };
-    println!(
+    out!(
         "{label}: {}{}",
         cell(&body["outcome"]),
         body["reason"].as_str().or(body["error"].as_str()).map(|reason| format!(" ({reason})")).unwrap_or_default()
     );
     if body.get("counts").is_some() {
-        println!("{}", count_summary(&body["counts"]));
+        out!("{}", count_summary(&body["counts"]));
     }
     let changes = body["changes"].as_array().cloned().unwrap_or_default();
     for change in changes {
-        println!("  {}", serde_json::to_string(&change).unwrap_or_default());
+        out!("  {}", serde_json::to_string(&change).unwrap_or_default());
     }
 }
 

@@ -278,6 +278,21 @@ impl Daemon {
             .expect("run the idpsync CLI")
     }
 
+    /// Runs the CLI like [`Daemon::cli`], but with stdout a pipe whose read end is already
+    /// closed, as a reader such as `head -1` leaves it after it exits.
+    pub fn cli_into_closed_pipe(&self, args: &[&str]) -> Output {
+        Command::new(BINARY)
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .env_remove("IDPSYNC_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(closed_pipe())
+            .stderr(Stdio::piped())
+            .output()
+            .expect("run the idpsync CLI")
+    }
+
     /// Creates a SCIM bearer token with `token create --json` and returns it.
     pub fn create_token(&self, name: &str) -> String {
         let output = self.cli(&["token", "create", "--name", name, "--json"]);
@@ -515,6 +530,21 @@ impl Drop for Daemon {
             );
         }
         self.kill();
+    }
+}
+
+/// Returns the write end of a new pipe whose read end is closed, so every write to it fails
+/// with EPIPE.
+fn closed_pipe() -> File {
+    use std::os::fd::FromRawFd;
+    let mut ends = [0; 2];
+    // SAFETY: pipe(2) writes two new file descriptors into the array it is given.
+    let result = unsafe { libc::pipe(ends.as_mut_ptr()) };
+    assert_eq!(result, 0, "pipe failed: {}", std::io::Error::last_os_error());
+    // SAFETY: both descriptors were just created and nothing else owns them.
+    unsafe {
+        libc::close(ends[0]);
+        File::from_raw_fd(ends[1])
     }
 }
 
