@@ -14,7 +14,7 @@ use clap::{Args, Parser, Subcommand};
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::config::{Config, DEFAULT_CONFIG_PATH};
+use crate::config::{Config, ConfigError, DEFAULT_CONFIG_PATH};
 use crate::control::{self, ClientError};
 use crate::store::{tokens, Store, StoreError};
 
@@ -246,8 +246,16 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Loads the config file. When it does not exist, the message says how to name another one.
 fn load_config(path: &PathBuf) -> Result<Config, Failure> {
-    Config::load(path).map_err(|error| failure(error.to_string()))
+    Config::load(path).map_err(|error| {
+        let missing = matches!(&error, ConfigError::Read { source, .. } if source.kind() == std::io::ErrorKind::NotFound);
+        if !missing {
+            return failure(error.to_string());
+        }
+        let other = if path.as_os_str() == DEFAULT_CONFIG_PATH { "a config file other than the default" } else { "another config file" };
+        failure(format!("{error}. Pass --config PATH or set IDPSYNC_CONFIG to use {other}."))
+    })
 }
 
 async fn run(cli: Cli) -> Result<(), Failure> {

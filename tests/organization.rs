@@ -1112,3 +1112,36 @@ fn cli_quiet_on_closed_stdout() {
     assert!(!stderr.contains("panicked"), "a blocked sync panicked: {stderr}");
     assert_eq!(blocked.status.code(), Some(EXIT_BLOCKED), "{}", describe(&blocked));
 }
+
+#[test]
+fn missing_config_names_alternatives() {
+    let folder = tempfile::tempdir().expect("create a temporary folder");
+    let missing = folder.path().join("absent.toml");
+    let from_env = Command::new(common::BINARY)
+        .arg("status")
+        .env("IDPSYNC_CONFIG", &missing)
+        .output()
+        .expect("run the idpsync CLI");
+    let stderr = String::from_utf8_lossy(&from_env.stderr);
+    assert_eq!(from_env.status.code(), Some(1), "{}", describe(&from_env));
+    assert!(stderr.contains(&missing.display().to_string()), "{stderr}");
+    assert!(stderr.contains("--config PATH"), "{stderr}");
+    assert!(stderr.contains("IDPSYNC_CONFIG"), "{stderr}");
+
+    // On a machine where idpsync is installed the default path exists, so the message about
+    // it cannot be checked there.
+    if Path::new("/etc/idpsync/idpsync.toml").exists() {
+        return;
+    }
+    let default = Command::new(common::BINARY)
+        .args(["config", "check"])
+        .env_remove("IDPSYNC_CONFIG")
+        .output()
+        .expect("run the idpsync CLI");
+    let stderr = String::from_utf8_lossy(&default.stderr);
+    assert_eq!(default.status.code(), Some(1), "{}", describe(&default));
+    assert!(stderr.contains("/etc/idpsync/idpsync.toml"), "{stderr}");
+    assert!(stderr.contains("other than the default"), "{stderr}");
+    assert!(stderr.contains("--config PATH"), "{stderr}");
+    assert!(stderr.contains("IDPSYNC_CONFIG"), "{stderr}");
+}
