@@ -101,6 +101,7 @@ enum Command {
     /// Show a user's effective access: groups, roles, permissions and the grants they come from.
     Access {
         /// User id or userName.
+        #[arg(value_parser = non_blank)]
         user: String,
         #[command(flatten)]
         output: Output,
@@ -132,7 +133,7 @@ enum TokenCommand {
     /// Create a token and print it with the SCIM base URL; the token is shown only once.
     Create {
         /// A name that says who uses the token, such as "entra-prod".
-        #[arg(long)]
+        #[arg(long, value_parser = non_blank)]
         name: String,
         #[command(flatten)]
         output: Output,
@@ -144,6 +145,8 @@ enum TokenCommand {
     },
     /// Revoke a token; requests that present it fail from the next one on.
     Revoke {
+        /// Token id, as `token list` shows it.
+        #[arg(value_parser = non_blank)]
         id: String,
         #[command(flatten)]
         output: Output,
@@ -157,6 +160,14 @@ enum ConfigCommand {
         #[command(flatten)]
         output: Output,
     },
+}
+
+/// Parses an argument that must contain more than white space, such as a user or token id.
+fn non_blank(value: &str) -> Result<String, String> {
+    if value.trim().is_empty() {
+        return Err("the value is empty".to_string());
+    }
+    Ok(value.to_string())
 }
 
 /// Set by the first failed write to stdout, after which output is dropped. So a reader that
@@ -246,7 +257,8 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Loads the config file. When it does not exist, the message says how to name another one.
+/// Loads the config file. When it does not exist, the error message tells how to name another
+/// one.
 fn load_config(path: &PathBuf) -> Result<Config, Failure> {
     Config::load(path).map_err(|error| {
         let missing = matches!(&error, ConfigError::Read { source, .. } if source.kind() == std::io::ErrorKind::NotFound);

@@ -24,7 +24,9 @@ const SCHEDULE_WAIT: Duration = Duration::from_secs(20);
 const QUIET_WAIT: Duration = Duration::from_secs(3);
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
 
-/// CLI exit codes: daemon not running, sync stopped by the removal guard, not found.
+/// CLI exit codes: usage error, daemon not running, sync stopped by the removal guard, not
+/// found.
+const EXIT_USAGE: i32 = 2;
 const EXIT_NOT_RUNNING: i32 = 3;
 const EXIT_BLOCKED: i32 = 4;
 const EXIT_NOT_FOUND: i32 = 5;
@@ -1144,4 +1146,33 @@ fn missing_config_names_alternatives() {
     assert!(stderr.contains("other than the default"), "{stderr}");
     assert!(stderr.contains("--config PATH"), "{stderr}");
     assert!(stderr.contains("IDPSYNC_CONFIG"), "{stderr}");
+}
+
+#[test]
+fn empty_arguments_are_usage_errors() {
+    let daemon = Daemon::start();
+    let alice = create_user(&daemon, "alice@example.com");
+    create_group(&daemon, "Engineering", &[&alice]);
+    sync(&daemon);
+    let cases: [(&[&str], &str); 5] = [
+        (&["access", ""], "<USER>"),
+        (&["access", "  "], "<USER>"),
+        (&["syncs", "show", ""], "<ID>"),
+        (&["token", "revoke", ""], "<ID>"),
+        (&["token", "create", "--name", ""], "--name"),
+    ];
+    for (args, argument) in cases {
+        let output = daemon.cli(args);
+        assert_eq!(
+            output.status.code(),
+            Some(EXIT_USAGE),
+            "idpsync {args:?}: {}",
+            describe(&output)
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(argument), "idpsync {args:?} does not name {argument}: {stderr}");
+        assert!(stderr.contains("empty"), "idpsync {args:?} does not say the value is empty: {stderr}");
+    }
+    let tokens = array(cli_json(&daemon, &["token", "list", "--json"]));
+    assert_eq!(tokens.len(), 1, "an empty token name created a token: {tokens:?}");
 }
