@@ -287,6 +287,13 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             }
             let body = expect_ok(status, body)?;
             print_value(&body, output, print_sync_report);
+            // A dry run exits as the real sync would, so scripts can test a plan first.
+            if body["dry_run"] == true && body["outcome"] == "blocked" {
+                return Err(Failure {
+                    code: EXIT_BLOCKED,
+                    message: format!("the removal guard would stop this sync: {}", error_text_of(&body, "reason")),
+                });
+            }
             Ok(())
         }
         Command::Status { output } => query(&socket, "/status", output, print_status).await,
@@ -314,7 +321,12 @@ async fn serve(config: Config) -> Result<(), Failure> {
 }
 
 fn error_text(body: &Value) -> String {
-    body.get("error").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| body.to_string())
+    error_text_of(body, "error")
+}
+
+/// Returns the string in `body[field]`, or the whole body as JSON when there is none.
+fn error_text_of(body: &Value, field: &str) -> String {
+    body.get(field).and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| body.to_string())
 }
 
 fn expect_ok(status: StatusCode, body: Value) -> Result<Value, Failure> {

@@ -581,6 +581,28 @@ fn guard_blocks_mass_removal_until_forced() {
         json!([{"op": "replace", "path": "active", "value": false}]),
     );
 
+    let dry_run = daemon.cli(&["sync", "--dry-run"]);
+    assert_eq!(
+        dry_run.status.code(),
+        Some(EXIT_BLOCKED),
+        "a dry run that the guard would stop: {}",
+        describe(&dry_run)
+    );
+    let dry_run = daemon.cli(&["sync", "--dry-run", "--json"]);
+    assert_eq!(
+        dry_run.status.code(),
+        Some(EXIT_BLOCKED),
+        "a dry run that the guard would stop: {}",
+        describe(&dry_run)
+    );
+    let plan: Value = serde_json::from_slice(&dry_run.stdout)
+        .unwrap_or_else(|error| panic!("sync --dry-run --json printed invalid JSON ({error}): {}", describe(&dry_run)));
+    assert_eq!(plan["outcome"], "blocked");
+    assert_eq!(plan["counts"]["user_deactivated"], 3);
+    let forced_plan = cli_json(&daemon, &["sync", "--dry-run", "--force", "--json"]);
+    assert_eq!(forced_plan["outcome"], "succeeded");
+    assert_eq!(runs(&daemon).len(), 1, "a dry run recorded a run");
+
     let blocked = daemon.cli(&["sync"]);
     assert_eq!(
         blocked.status.code(),
