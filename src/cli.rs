@@ -29,10 +29,11 @@ macro_rules! out {
     };
 }
 
+mod changes;
 mod render;
 
 use render::{
-    print_access, print_groups, print_run, print_runs, print_status, print_sync_report, print_token_created, print_tokens,
+    print_access, print_blocked_sync, print_groups, print_run, print_runs, print_status, print_sync_report, print_token_created, print_tokens,
     print_users,
 };
 
@@ -257,8 +258,8 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Loads the config file. When it does not exist, the error message tells how to name another
-/// one.
+/// Loads the config file. When it does not exist, the error message names `--config` and
+/// `IDPSYNC_CONFIG`.
 fn load_config(path: &PathBuf) -> Result<Config, Failure> {
     Config::load(path).map_err(|error| {
         let missing = matches!(&error, ConfigError::Read { source, .. } if source.kind() == std::io::ErrorKind::NotFound);
@@ -282,8 +283,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let path = format!("/sync?dry_run={dry_run}&force={force}");
             let (status, body) = control::request(&socket, Method::POST, &path, None).await?;
             if status == StatusCode::CONFLICT {
-                print_value(&body, output, print_sync_report);
-                return Err(Failure { code: EXIT_BLOCKED, message: format!("{} (rerun with --force to apply anyway)", error_text(&body)) });
+                print_value(&body, output, print_blocked_sync);
+                // The guard's reason already advises a rerun with --force.
+                return Err(Failure { code: EXIT_BLOCKED, message: error_text(&body) });
             }
             let body = expect_ok(status, body)?;
             print_value(&body, output, print_sync_report);
@@ -291,7 +293,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             if body["dry_run"] == true && body["outcome"] == "blocked" {
                 return Err(Failure {
                     code: EXIT_BLOCKED,
-                    message: format!("the removal guard would stop this sync: {}", error_text_of(&body, "reason")),
+                    message: error_text_of(&body, "reason"),
                 });
             }
             Ok(())

@@ -615,6 +615,18 @@ fn guard_blocks_mass_removal_until_forced() {
         stderr.contains("--force"),
         "the message does not mention --force: {stderr}"
     );
+    let stdout = String::from_utf8_lossy(&blocked.stdout);
+    let printed = format!("{stdout}{stderr}");
+    assert_eq!(
+        printed.matches("--force").count(),
+        1,
+        "the blocked sync does not mention --force once: {printed}"
+    );
+    assert!(
+        stdout.contains("stopped by the removal guard"),
+        "the blocked sync does not say what stopped it: {stdout}"
+    );
+    assert!(!stdout.contains(": -"), "the blocked sync prints no outcome: {stdout}");
     let users_after_block = users(&daemon);
     assert!(
         users_after_block.iter().all(|user| user["active"] == true),
@@ -921,6 +933,20 @@ fn every_change_kind_is_audited() {
     assert_eq!(access["before"]["roles"], json!([]));
     assert_eq!(access["after"]["roles"], json!(["viewer"]));
 
+    let shown = cli_human(&daemon, &["syncs", "show", &second.to_string()]);
+    let removed = shown
+        .lines()
+        .find(|line| line.split_whitespace().nth(1) == Some("member_removed"))
+        .unwrap_or_else(|| panic!("no member_removed row: {shown}"));
+    assert!(removed.contains("alice@example.com"), "{removed}");
+    assert!(removed.contains("Engineering"), "the row does not name the group: {removed}");
+    let added = shown
+        .lines()
+        .find(|line| line.split_whitespace().nth(1) == Some("member_added"))
+        .unwrap_or_else(|| panic!("no member_added row: {shown}"));
+    assert!(added.contains("carol@example.com"), "{added}");
+    assert!(added.contains("Engineering"), "the row does not name the group: {added}");
+
     let missing = daemon.cli(&["syncs", "show", "999", "--json"]);
     assert_eq!(
         missing.status.code(),
@@ -1197,4 +1223,55 @@ fn empty_arguments_are_usage_errors() {
     }
     let tokens = array(cli_json(&daemon, &["token", "list", "--json"]));
     assert_eq!(tokens.len(), 1, "an empty token name created a token: {tokens:?}");
+}
+
+/// Users in the readable-output test: more than the plan preview of 20 changes.
+const MANY_USERS: usize = 30;
+
+#[test]
+fn human_output_has_no_raw_json() {
+    let daemon = Daemon::start();
+    for index in 0..MANY_USERS {
+        create_user(&daemon, &format!("user{index}@example.com"));
+    }
+    let body = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "huge@example.com",
+        "displayName": "x".repeat(HUGE_VALUE_CHARS),
+        "active": true
+    });
+    created_id(&daemon, "/Users", &body);
+    let users = MANY_USERS + 1;
+
+    let status = cli_human(&daemon, &["status"]);
+    assert!(!status.contains('{'), "status prints JSON: {status}");
+    assert!(status.contains("users:"), "{status}");
+    assert!(status.contains(&format!("{users} directory changes")), "{status}");
+
+    let plan = cli_human(&daemon, &["sync", "--dry-run"]);
+    assert!(!plan.contains('{'), "the dry run prints JSON: {plan}");
+    assert!(
+        plan.lines().any(|line| line.split_whitespace().eq(["user_created", &users.to_string()])),
+        "the dry run has no count of user_created: {plan}"
+    );
+    let planned_rows = plan.lines().filter(|line| line.starts_with("user_created ") && line.contains("@example.com")).count();
+    assert_eq!(planned_rows, 20, "the dry run does not show the first 20 changes: {plan}");
+    assert!(plan.contains(&format!("{} more changes", users - 20)), "{plan}");
+    assert!(plan.contains("--dry-run --json"), "{plan}");
+
+    let applied = cli_human(&daemon, &["sync"]);
+    assert!(!applied.contains('{'), "sync prints JSON: {applied}");
+    assert!(
+        applied.lines().any(|line| line.split_whitespace().eq(["user_created", &users.to_string()])),
+        "sync has no count of user_created: {applied}"
+    );
+
+    let status = cli_human(&daemon, &["status"]);
+    assert!(!status.contains('{'), "status prints JSON: {status}");
+    let last_sync = status
+        .lines()
+        .find(|line| line.starts_with("last sync:"))
+        .unwrap_or_else(|| panic!("status has no last sync: {status}"));
+    assert!(last_sync.contains("run 1"), "{last_sync}");
+    assert!(last_sync.contains(&format!("{users} changes")), "{last_sync}");
 }

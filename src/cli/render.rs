@@ -1,7 +1,9 @@
 //! Human-readable output of the CLI: tables and summaries of the JSON that the control
 //! socket returns. `--json` prints that JSON unchanged instead.
 
-use serde_json::Value;
+use serde_json::{json, Value};
+
+use super::changes;
 
 pub(super) fn print_token_created(body: &Value) {
     let field = |name: &str| body.get(name).and_then(Value::as_str).unwrap_or_default().to_string();
@@ -96,19 +98,39 @@ fn total_changes(counts: &Value) -> u64 {
     counts.as_object().map(|counts| counts.values().filter_map(Value::as_u64).sum()).unwrap_or(0)
 }
 
-/// The non-zero change counts as `kind=N` pairs.
+/// Returns the kinds of change with a non-zero count, with their counts, in the daemon's order.
+fn nonzero_counts(counts: &Value) -> Vec<(String, u64)> {
+    let Some(counts) = counts.as_object() else {
+        return Vec::new();
+    };
+    counts
+        .iter()
+        .filter_map(|(kind, count)| count.as_u64().filter(|count| *count > 0).map(|count| (kind.clone(), count)))
+        .collect()
+}
+
+/// Formats the non-zero change counts as `kind N` pairs, or "none".
 fn count_summary(counts: &Value) -> String {
-    let pairs: Vec<String> = counts
-        .as_object()
-        .map(|counts| {
-            counts
-                .iter()
-                .filter(|(_, count)| count.as_u64().unwrap_or(0) > 0)
-                .map(|(kind, count)| format!("{kind}={count}"))
-                .collect()
-        })
-        .unwrap_or_default();
-    if pairs.is_empty() { "no changes".to_string() } else { pairs.join(" ") }
+    let pairs: Vec<String> = nonzero_counts(counts).iter().map(|(kind, count)| format!("{kind} {count}")).collect();
+    if pairs.is_empty() { "none".to_string() } else { pairs.join(", ") }
+}
+
+/// Prints the non-zero change counts as a table with one row per kind of change.
+fn print_count_table(counts: &Value) {
+    let rows: Vec<Value> = nonzero_counts(counts).into_iter().map(|(kind, count)| json!({"kind": kind, "count": count})).collect();
+    if !rows.is_empty() {
+        print_table(&Value::Array(rows), &[("/kind", "KIND"), ("/count", "CHANGES")]);
+    }
+}
+
+/// Prints one `label: value` line, with the values of consecutive lines aligned.
+fn print_field(label: &str, value: &str) {
+    out!("{}{value}", pad(&format!("{label}:"), 14));
+}
+
+/// Returns "s" when `count` calls for a plural noun.
+fn plural(count: u64) -> &'static str {
+    if count == 1 { "" } else { "s" }
 }
 
 pub(super) fn print_runs(body: &Value) {
@@ -120,22 +142,30 @@ pub(super) fn print_runs(body: &Value) {
     print_table(&Value::Array(rows), &[("/id", "ID"), ("/trigger", "TRIGGER"), ("/started", "STARTED"), ("/outcome", "OUTCOME"), ("/changes", "CHANGES"), ("/reason", "REASON")]);
 }
 
+/// Columns of a table of audit events, as [`changes::event_row`] fills them.
+const EVENT_COLUMNS: [(&str, &str); 5] = [("/kind", "KIND"), ("/user", "USER"), ("/group", "GROUP"), ("/before", "BEFORE"), ("/after", "AFTER")];
+
 pub(super) fn print_run(body: &Value) {
     let run = &body["run"];
-    out!(
-        "sync run {} ({}), {} to {}: {}{}",
-        cell(&run["id"]),
-        cell(&run["trigger"]),
-        cell(&run["started"]),
-        cell(&run["finished"]),
-        cell(&run["outcome"]),
-        run["reason"].as_str().map(|reason| format!(" ({reason})")).unwrap_or_default()
-    );
-    out!("{}", count_summary(&run["counts"]));
-    let events = body["events"].as_array().cloned().unwrap_or_default();
+    let forced = if run["forced"] == true { ", forced" } else { "" };
+    out!("sync run {} ({}{forced})", cell(&run["id"]), cell(&run["trigger"]));
+    print_field("started", &cell(&run["started"]));
+    print_field("finished", &cell(&run["finished"]));
+    print_field("outcome", &cell(&run["outcome"]));
+    if let Some(reason) = run["reason"].as_str() {
+        print_field("reason", reason);
+    }
+    if run["outcome"] == "succeeded" {
+        print_field("changes", &count_summary(&run["counts"]));
+    } else {
+        print_field("changes", &format!("none applied (planned: {})", count_summary(&run["counts"])));
+    }
+    let events: Vec<Value> = body["events"].as_array().map(|events| events.iter().map(changes::event_row).collect()).unwrap_or_default();
     if !events.is_empty() {
         out!();
-        print_table(&Value::Array(events), &[("/id", "EVENT"), ("/kind", "KIND"), ("/subject/type", "TYPE"), ("/subject/name", "SUBJECT"), ("/subject/id", "ID")]);
+        let mut columns = vec![("/id", "EVENT")];
+        columns.extend(EVENT_COLUMNS);
+        print_table(&Value::Array(events), &columns);
     }
 }
 
@@ -158,30 +188,109 @@ pub(super) fn print_access(body: &Value) {
 pub(super) fn print_status(body: &Value) {
     let text = |pointer: &str| cell(body.pointer(pointer).unwrap_or(&Value::Null));
     out!("idpsync {} (pid {}), serving {}", text("/version"), text("/pid"), text("/scim_url"));
-    out!("next sync:    {} ({})", text("/schedule/next_run"), text("/schedule/expression"));
-    out!("permissions:  {}", text("/permissions/dir"));
+    print_field("started", &text("/started"));
+    print_field("next sync", &format!("{} ({})", text("/schedule/next_run"), text("/schedule/expression")));
+    let loaded = if body.pointer("/permissions/loaded") == Some(&Value::Bool(false)) {
+        " (no valid files have loaded yet, so syncs wait)"
+    } else {
+        ""
+    };
+    print_field("permissions", &format!("{}{loaded}", text("/permissions/dir")));
     if let Some(error) = body.pointer("/permissions/error").and_then(Value::as_str) {
         out!("  invalid, the previous permissions stay in force:\n  {}", error.replace('\n', "\n  "));
     }
-    if let Some(organization) = body.get("organization").filter(|value| !value.is_null()) {
-        out!("organization: {}", serde_json::to_string(organization).unwrap_or_default());
+    match body.get("organization").filter(|value| !value.is_null()) {
+        Some(organization) => print_organization(organization),
+        None => print_field("organization", "unavailable (the daemon log has the error)"),
     }
-    out!("tokens:       {}", text("/tokens"));
+    print_field("tokens", &text("/tokens"));
 }
 
-pub(super) fn print_sync_report(body: &Value) {
-    let label = if body["dry_run"] == Value::Bool(true) { "dry run (nothing applied)".to_string() } else { format!("sync run {}", cell(&body["run"])) };
-    out!(
-        "{label}: {}{}",
-        cell(&body["outcome"]),
-        body["reason"].as_str().or(body["error"].as_str()).map(|reason| format!(" ({reason})")).unwrap_or_default()
-    );
-    if body.get("counts").is_some() {
-        out!("{}", count_summary(&body["counts"]));
+fn print_organization(organization: &Value) {
+    let count = |field: &str| organization[field].as_u64().unwrap_or(0);
+    print_field("users", &format!("{} active, {} deactivated", count("active_users"), count("deactivated_users")));
+    print_field("groups", &format!("{} ({} unmapped)", count("groups"), count("unmapped_groups")));
+    let pending = count("pending_changes");
+    print_field("pending", &format!("{pending} directory change{} for the next sync", plural(pending)));
+    let run = &organization["last_run"];
+    if run.is_null() {
+        print_field("last sync", "none yet");
+        return;
     }
-    let changes = body["changes"].as_array().cloned().unwrap_or_default();
-    for change in changes {
-        out!("  {}", serde_json::to_string(&change).unwrap_or_default());
+    let changes = total_changes(&run["counts"]);
+    let result = match run["outcome"].as_str() {
+        Some("succeeded") => format!("succeeded, {changes} change{}", plural(changes)),
+        Some(outcome) => format!("{outcome}, nothing applied"),
+        None => "-".to_string(),
+    };
+    print_field("last sync", &format!("run {} ({}) at {}: {result}", cell(&run["id"]), cell(&run["trigger"]), cell(&run["finished"])));
+}
+
+/// Changes of a dry run's plan that the table shows; `--json` lists them all.
+const PLAN_PREVIEW_CHANGES: usize = 20;
+
+pub(super) fn print_sync_report(body: &Value) {
+    let total = total_changes(&body["counts"]);
+    if body["dry_run"] == true {
+        print_plan(body, total);
+        return;
+    }
+    let forced = if body["forced"] == true { " (forced)" } else { "" };
+    if total == 0 {
+        out!("sync run {}{forced}: succeeded, no changes", cell(&body["run"]));
+    } else {
+        out!("sync run {}{forced}: succeeded, {total} change{} applied", cell(&body["run"]), plural(total));
+        print_count_table(&body["counts"]);
+        out!("`idpsync syncs show {}` lists each change.", cell(&body["run"]));
+    }
+    if let Some(error) = body["export_error"].as_str() {
+        out!("The export file was not written: {error}");
+    }
+}
+
+/// Prints a dry run: what a sync now would do, its counts and the first changes of its plan.
+fn print_plan(body: &Value, total: u64) {
+    let forced = if body["forced"] == true { " with --force" } else { "" };
+    if body["outcome"] == "blocked" {
+        out!("dry run, nothing applied: the removal guard would stop this sync of {total} change{}", plural(total));
+    } else {
+        out!("dry run{forced}, nothing applied: a sync now would apply {total} change{}", plural(total));
+    }
+
+    let removals = &body["removals"];
+    let count = |field: &str| removals[field].as_u64().unwrap_or(0);
+    print_field(
+        "removals",
+        &format!(
+            "{} of {} active users deactivated, {} of {} groups deleted",
+            count("users_deactivated"),
+            count("active_users"),
+            count("groups_deleted"),
+            count("groups")
+        ),
+    );
+    if total == 0 {
+        return;
+    }
+    out!();
+    print_count_table(&body["counts"]);
+
+    let changes = body["changes"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let shown: Vec<Value> = changes.iter().take(PLAN_PREVIEW_CHANGES).map(changes::planned_row).collect();
+    out!();
+    print_table(&Value::Array(shown), &EVENT_COLUMNS);
+    let hidden = changes.len().saturating_sub(PLAN_PREVIEW_CHANGES);
+    if hidden > 0 {
+        out!("… and {hidden} more change{}: `idpsync sync --dry-run --json` lists them all.", plural(hidden as u64));
+    }
+}
+
+/// Prints the result of a sync that the removal guard stopped. The caller prints the guard's
+/// reason as the error message, and that reason explains how to apply the sync anyway.
+pub(super) fn print_blocked_sync(body: &Value) {
+    match body["run"].as_u64() {
+        Some(run) => out!("sync run {run}: stopped by the removal guard, nothing applied"),
+        None => out!("sync stopped by the removal guard, nothing applied"),
     }
 }
 
