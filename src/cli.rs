@@ -84,8 +84,8 @@ enum Command {
         #[command(subcommand)]
         show: Option<SyncsCommand>,
         /// Runs to list, newest first.
-        #[arg(long, default_value_t = 20)]
-        limit: usize,
+        #[arg(long, default_value_t = control::DEFAULT_LIMIT, value_parser = clap::value_parser!(u64).range(1..=control::MAX_SYNCS_LIMIT))]
+        limit: u64,
         #[command(flatten)]
         output: Output,
     },

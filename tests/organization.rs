@@ -1275,3 +1275,41 @@ fn human_output_has_no_raw_json() {
     assert!(last_sync.contains("run 1"), "{last_sync}");
     assert!(last_sync.contains(&format!("{users} changes")), "{last_sync}");
 }
+
+#[test]
+fn control_rejects_invalid_query_values() {
+    let daemon = Daemon::start();
+    create_user(&daemon, "alice@example.com");
+    let cases = [
+        ("GET", "/syncs?limit=abc", "limit", "from 1 to 10000"),
+        ("GET", "/syncs?limit=0", "limit", "from 1 to 10000"),
+        ("GET", "/syncs?limit=10001", "limit", "from 1 to 10000"),
+        ("GET", "/syncs?limit=-1", "limit", "from 1 to 10000"),
+        ("GET", "/syncs?limit=1&limit=2", "limit", "more than once"),
+        ("GET", "/syncs?limt=5", "limt", "accepts: limit"),
+        ("POST", "/sync?dry_run=maybe", "dry_run", "true or false"),
+        ("POST", "/sync?force=2", "force", "true or false"),
+        ("POST", "/sync?dryrun=true", "dryrun", "accepts: dry_run, force"),
+        ("GET", "/status?verbose=1", "verbose", "accepts: none"),
+        ("GET", "/users?limit=5", "limit", "accepts: none"),
+        ("GET", "/metrics?format=json", "format", "accepts: none"),
+    ];
+    for (method, target, parameter, expected) in cases {
+        let (status, body) = daemon.control(method, target);
+        assert_eq!(status, 400, "{method} {target}: {body}");
+        assert_eq!(body["parameter"], parameter, "{method} {target}: {body}");
+        let error = body["error"].as_str().unwrap_or_default();
+        assert!(error.contains(parameter), "{method} {target} does not name {parameter}: {error}");
+        assert!(error.contains(expected), "{method} {target} does not say {expected:?}: {error}");
+    }
+    assert_eq!(runs(&daemon), Vec::<Value>::new(), "a rejected sync request ran a sync");
+    assert_eq!(users(&daemon), Vec::<Value>::new(), "a rejected sync request applied users");
+
+    let (status, body) = daemon.control("POST", "/sync?dry_run=TRUE");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["dry_run"], true, "{body}");
+    let (status, body) = daemon.control("GET", "/syncs?limit=10000");
+    assert_eq!(status, 200, "{body}");
+    let limit = daemon.cli(&["syncs", "--limit", "0"]);
+    assert_eq!(limit.status.code(), Some(EXIT_USAGE), "{}", describe(&limit));
+}

@@ -440,6 +440,34 @@ impl Daemon {
         parse_raw_response(&raw).ok_or_else(|| format!("{method} {request_target}: malformed response {:?}", String::from_utf8_lossy(&raw)))
     }
 
+    /// Sends one request to the control socket with `target` (path and query) written into the
+    /// request line exactly as given, and returns the status and the JSON body.
+    pub fn control(&self, method: &str, target: &str) -> (u16, Value) {
+        use std::io::{Read, Write};
+        let mut stream = std::os::unix::net::UnixStream::connect(self.socket_path())
+            .unwrap_or_else(|error| panic!("connect to the control socket: {error}"));
+        stream
+            .set_read_timeout(Some(REQUEST_TIMEOUT))
+            .expect("set a read timeout");
+        let request = format!(
+            "{method} {target} HTTP/1.1\r\nHost: idpsync\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+        );
+        stream
+            .write_all(request.as_bytes())
+            .unwrap_or_else(|error| panic!("{method} {target}: write failed ({error})"));
+        let mut raw = Vec::new();
+        stream
+            .read_to_end(&mut raw)
+            .unwrap_or_else(|error| panic!("{method} {target}: read failed ({error})"));
+        let response = parse_raw_response(&raw).unwrap_or_else(|| {
+            panic!("{method} {target}: malformed response {:?}", String::from_utf8_lossy(&raw))
+        });
+        let body = response.json().unwrap_or_else(|| {
+            panic!("{method} {target}: the body is not JSON: {}", response.text())
+        });
+        (response.status, body)
+    }
+
     /// Sends `signal` (for example `libc::SIGHUP`) to the daemon.
     pub fn signal(&self, signal: i32) {
         let pid = self.pid().expect("idpsync is not running");
