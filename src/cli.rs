@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 use crate::config::{Config, ConfigError, DEFAULT_CONFIG_PATH};
 use crate::control::{self, ClientError};
 use crate::store::{tokens, Store, StoreError};
+use crate::sync::EVENT_KINDS;
 
 /// Prints one line to stdout like `println!`, but through [`print_line`], which does not panic
 /// when stdout is closed.
@@ -33,7 +34,7 @@ mod changes;
 mod render;
 
 use render::{
-    print_access, print_blocked_sync, print_groups, print_run, print_runs, print_status, print_sync_report, print_token_created, print_tokens,
+    print_access, print_blocked_sync, print_events, print_groups, print_run, print_runs, print_status, print_sync_report, print_token_created, print_tokens,
     print_users,
 };
 
@@ -86,6 +87,24 @@ enum Command {
         /// Runs to list, newest first.
         #[arg(long, default_value_t = control::DEFAULT_LIMIT, value_parser = clap::value_parser!(u64).range(1..=control::MAX_SYNCS_LIMIT))]
         limit: u64,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// List audit events newest first: the changes of sync runs, and the access changes that
+    /// permission file edits caused without a run.
+    Events {
+        /// Maximum number of events to list.
+        #[arg(long, default_value_t = control::DEFAULT_LIMIT, value_parser = clap::value_parser!(u64).range(1..=control::MAX_EVENTS_LIMIT))]
+        limit: u64,
+        /// List only events older than this event id, to page back through the history.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        before: Option<u64>,
+        /// List only events of this kind.
+        #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(EVENT_KINDS))]
+        kind: Option<String>,
+        /// List only events about this user, given as an id or a userName.
+        #[arg(long, value_parser = non_blank)]
+        user: Option<String>,
         #[command(flatten)]
         output: Output,
     },
@@ -303,6 +322,12 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             query(&socket, &format!("/syncs/{id}"), output, print_run).await
         }
         Command::Syncs { show: None, limit, output } => query(&socket, &format!("/syncs?limit={limit}"), output, print_runs).await,
+        Command::Events { limit, before, kind, user, output } => {
+            let filter = EventQuery { limit, before, kind, user };
+            let body = list_events(&socket, filter).await?;
+            print_value(&body, output, print_events);
+            Ok(())
+        }
         Command::Users { output } => query(&socket, "/users", output, print_users).await,
         Command::Groups { output } => query(&socket, "/groups", output, print_groups).await,
         Command::Access { user, output } => {
@@ -344,6 +369,45 @@ async fn query(socket: &std::path::Path, path: &str, output: Output, table: fn(&
     let body = expect_ok(status, body)?;
     print_value(&body, output, table);
     Ok(())
+}
+
+/// The arguments of `idpsync events`.
+struct EventQuery {
+    limit: u64,
+    before: Option<u64>,
+    kind: Option<String>,
+    user: Option<String>,
+}
+
+/// Fetches up to `filter.limit` audit events. A page of `GET /events` reads a bounded number of
+/// events, so with a filter it can come back short; this requests further pages until the
+/// limit is reached or no older events are left.
+async fn list_events(socket: &std::path::Path, filter: EventQuery) -> Result<Value, Failure> {
+    let mut events: Vec<Value> = Vec::new();
+    let mut before = filter.before;
+    loop {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        query.append_pair("limit", &(filter.limit - events.len() as u64).to_string());
+        if let Some(before) = before {
+            query.append_pair("before", &before.to_string());
+        }
+        if let Some(kind) = &filter.kind {
+            query.append_pair("kind", kind);
+        }
+        if let Some(user) = &filter.user {
+            query.append_pair("user", user);
+        }
+        let (status, body) = control::request(socket, Method::GET, &format!("/events?{}", query.finish()), None).await?;
+        let mut page = expect_ok(status, body)?;
+        if let Some(Value::Array(found)) = page.get_mut("events").map(Value::take) {
+            events.extend(found);
+        }
+        before = page["next_before"].as_u64();
+        if before.is_none() || events.len() as u64 >= filter.limit {
+            break;
+        }
+    }
+    Ok(json!({"events": events, "next_before": before}))
 }
 
 fn print_value(body: &Value, output: Output, table: fn(&Value)) {

@@ -3,7 +3,8 @@
 //! mode 0600 and every connection's peer uid is checked.
 //!
 //! Endpoints: `GET /status`, `POST /sync?dry_run=true&force=true`, `GET /syncs?limit=N`,
-//! `GET /syncs/ID`, `GET /users`, `GET /groups`, `GET /access/USER`, `GET /tokens`,
+//! `GET /syncs/ID`, `GET /events?limit=N&before=ID&kind=KIND&user=USER`, `GET /users`,
+//! `GET /groups`, `GET /access/USER`, `GET /tokens`,
 //! `POST /tokens` (`{"name": ...}`), `DELETE /tokens/ID`, `POST /reload`, `GET /metrics`.
 //! Each endpoint checks its query parameters and returns 400 for an unknown, repeated or
 //! invalid one before it does anything.
@@ -23,6 +24,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::watch;
 
 use crate::daemon::Daemon;
+use crate::sync::{EventFilter, EventPage, SyncError, EVENT_KINDS};
 
 /// Largest control request body.
 const MAX_CONTROL_BODY: usize = 64 * 1024;
@@ -31,6 +33,9 @@ const MAX_CONTROL_BODY: usize = 64 * 1024;
 pub const DEFAULT_LIMIT: u64 = 20;
 /// Maximum `limit` of `GET /syncs`. Run records are small, so this allows a long history.
 pub const MAX_SYNCS_LIMIT: u64 = 10_000;
+/// Maximum `limit` of `GET /events`. An event holds whole values before and after a change,
+/// so pages stay shorter than those of runs.
+pub const MAX_EVENTS_LIMIT: u64 = 1_000;
 
 /// A control-socket answer: status and JSON body, or plain text for `/metrics`.
 pub struct Reply {
@@ -155,6 +160,17 @@ async fn route(daemon: &Daemon, method: &Method, path: &str, query: &Query, body
             let limit = query.number("limit", 1..=MAX_SYNCS_LIMIT)?.unwrap_or(DEFAULT_LIMIT);
             daemon.syncs(limit as usize).await
         }
+        (&Method::GET, ["events"]) => {
+            query.accept(&["limit", "before", "kind", "user"])?;
+            let filter = EventFilter {
+                limit: query.number("limit", 1..=MAX_EVENTS_LIMIT)?.unwrap_or(DEFAULT_LIMIT) as usize,
+                before: query.number("before", 1..=u64::MAX)?,
+                kind: query.choice("kind", &EVENT_KINDS)?,
+                user: query.text("user")?,
+            };
+            let user = filter.user.clone();
+            events_reply(daemon.organization().events(filter).await, user)
+        }
         (&Method::GET, ["syncs", id]) => {
             query.accept(&[])?;
             daemon.sync_run(id).await
@@ -248,11 +264,48 @@ impl Query {
         };
         match value.parse::<u64>() {
             Ok(number) if range.contains(&number) => Ok(Some(number)),
+            _ if *range.end() == u64::MAX => Err(invalid_parameter(
+                name,
+                format!("{name} must be a whole number of at least {}, found {value:?}", range.start()),
+            )),
             _ => Err(invalid_parameter(
                 name,
                 format!("{name} must be a whole number from {} to {}, found {value:?}", range.start(), range.end()),
             )),
         }
+    }
+
+    /// Reads a parameter that must be one of `choices`, or `None` when it is absent.
+    fn choice(&self, name: &str, choices: &[&str]) -> Result<Option<String>, Reply> {
+        let Some(value) = self.value(name) else {
+            return Ok(None);
+        };
+        if !choices.contains(&value) {
+            return Err(invalid_parameter(name, format!("{name} must be one of {}, found {value:?}", choices.join(", "))));
+        }
+        Ok(Some(value.to_string()))
+    }
+
+    /// Reads a parameter that must not be empty, or `None` when it is absent.
+    fn text(&self, name: &str) -> Result<Option<String>, Reply> {
+        let Some(value) = self.value(name) else {
+            return Ok(None);
+        };
+        if value.trim().is_empty() {
+            return Err(invalid_parameter(name, format!("{name} must not be empty")));
+        }
+        Ok(Some(value.to_string()))
+    }
+}
+
+fn events_reply(page: Result<Option<EventPage>, SyncError>, user: Option<String>) -> Reply {
+    match page {
+        Ok(Some(page)) => Reply::ok(json!(page)),
+        Ok(None) => Reply::error(
+            StatusCode::NOT_FOUND,
+            format!("no user {:?} in the organization; it appears after the sync that follows its provisioning", user.unwrap_or_default()),
+        ),
+        Err(error) => Reply::error(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()),
     }
 }
 

@@ -80,6 +80,10 @@ impl Daemon {
         self.state.config.load_full()
     }
 
+    pub fn organization(&self) -> &Organization {
+        &self.organization
+    }
+
     pub fn metrics_text(&self) -> String {
         let stats = self.state.store.writer().stats();
         let mut text = self.state.metrics.render(self.state.store.file_size());

@@ -1313,3 +1313,80 @@ fn control_rejects_invalid_query_values() {
     let limit = daemon.cli(&["syncs", "--limit", "0"]);
     assert_eq!(limit.status.code(), Some(EXIT_USAGE), "{}", describe(&limit));
 }
+
+fn event_ids(events: &[Value]) -> Vec<u64> {
+    events.iter().filter_map(|event| event["id"].as_u64()).collect()
+}
+
+#[test]
+fn events_include_permission_changes() {
+    let daemon = Daemon::start();
+    let alice = create_user(&daemon, "alice@example.com");
+    let bob = create_user(&daemon, "bob@example.com");
+    create_group(&daemon, "Engineering", &[&alice, &bob]);
+    let run = sync(&daemon);
+    fs::write(
+        daemon.permissions_dir().join("engineering.toml"),
+        engineering_policy("viewer"),
+    )
+    .expect("write the permission file");
+    wait_until("alice has the viewer role", || {
+        roles(&daemon, "alice@example.com") == ["viewer"]
+    });
+
+    let all = cli_json(&daemon, &["events", "--json"]);
+    assert_eq!(all["next_before"], Value::Null, "{all}");
+    let events = array(all["events"].clone());
+    assert_eq!(events.len(), 7, "{events:?}");
+    let ids = event_ids(&events);
+    assert!(ids.windows(2).all(|pair| pair[0] > pair[1]), "events are not newest first: {ids:?}");
+    for event in &events[..2] {
+        assert_eq!(event["kind"], "access_changed", "{event}");
+        assert_eq!(event["run"], Value::Null, "{event}");
+        assert_eq!(event["before"]["roles"], json!([]), "{event}");
+        assert_eq!(event["after"]["roles"], json!(["viewer"]), "{event}");
+        assert!(event["at"].as_str().is_some(), "{event}");
+    }
+    assert!(events[2..].iter().all(|event| event["run"] == run), "{events:?}");
+
+    let by_name = array(cli_json(&daemon, &["events", "--user", "alice@example.com", "--json"])["events"].clone());
+    let kinds: Vec<&str> = by_name.iter().filter_map(|event| event["kind"].as_str()).collect();
+    assert_eq!(kinds, ["access_changed", "member_added", "user_created"]);
+    assert!(by_name.iter().all(|event| event["subject"]["id"] == alice.as_str()), "{by_name:?}");
+    let by_id = array(cli_json(&daemon, &["events", "--user", &alice, "--json"])["events"].clone());
+    assert_eq!(event_ids(&by_id), event_ids(&by_name));
+
+    let access = array(cli_json(&daemon, &["events", "--kind", "access_changed", "--json"])["events"].clone());
+    assert_eq!(access.len(), 2, "{access:?}");
+
+    let first = cli_json(&daemon, &["events", "--limit", "3", "--json"]);
+    let first_events = array(first["events"].clone());
+    assert_eq!(event_ids(&first_events), ids[..3]);
+    assert_eq!(first["next_before"], ids[2], "{first}");
+    let before = ids[2].to_string();
+    let rest = cli_json(&daemon, &["events", "--before", &before, "--json"]);
+    assert_eq!(event_ids(&array(rest["events"].clone())), ids[3..]);
+    assert_eq!(rest["next_before"], Value::Null, "{rest}");
+
+    let table = cli_human(&daemon, &["events"]);
+    let row = table
+        .lines()
+        .find(|line| line.contains("access_changed") && line.contains("alice@example.com"))
+        .unwrap_or_else(|| panic!("no access_changed row for alice: {table}"));
+    assert!(row.contains("roles=viewer"), "{row}");
+    assert_eq!(row.split_whitespace().nth(2), Some("-"), "a permission change shows a run: {row}");
+
+    let unknown = daemon.cli(&["events", "--user", "nobody@example.com"]);
+    assert_eq!(unknown.status.code(), Some(EXIT_NOT_FOUND), "{}", describe(&unknown));
+    for (target, parameter) in [
+        ("/events?kind=bogus", "kind"),
+        ("/events?user=", "user"),
+        ("/events?limit=1001", "limit"),
+        ("/events?before=0", "before"),
+        ("/events?run=1", "run"),
+    ] {
+        let (status, body) = daemon.control("GET", target);
+        assert_eq!(status, 400, "GET {target}: {body}");
+        assert_eq!(body["parameter"], parameter, "GET {target}: {body}");
+    }
+}

@@ -1,5 +1,5 @@
 //! Table rows for changes: the planned changes of a dry run and the audit events of `syncs
-//! show`. Each row names the kind of change, the user and the group it concerns, and
+//! show` and `events`. Each row names the kind of change, the user and the group it concerns, and
 //! summarizes the value before and after in one line each. `--json` has the full values.
 
 use serde_json::{json, Map, Value};

@@ -169,6 +169,20 @@ pub(super) fn print_run(body: &Value) {
     }
 }
 
+pub(super) fn print_events(body: &Value) {
+    let events: Vec<Value> = body["events"].as_array().map(|events| events.iter().map(changes::event_row).collect()).unwrap_or_default();
+    if events.is_empty() {
+        out!("no events");
+    } else {
+        let mut columns = vec![("/id", "EVENT"), ("/at", "TIME"), ("/run", "RUN")];
+        columns.extend(EVENT_COLUMNS);
+        print_table(&Value::Array(events), &columns);
+    }
+    if let Some(next) = body["next_before"].as_u64() {
+        out!("Older events exist: rerun with the same options and --before {next}.");
+    }
+}
+
 pub(super) fn print_access(body: &Value) {
     let short = |value: &Value| clip(&cell(value), MAX_CELL_CHARS);
     out!("{} ({}), {}", short(&body["user"]["userName"]), short(&body["user"]["id"]), if body["active"] == Value::Bool(false) { "deactivated" } else { "active" });
