@@ -127,10 +127,7 @@ impl Daemon {
         let Some(policy) = self.load_permissions().await else { return };
         let files = policy.files().len();
         match self.organization.apply_policy(policy).await {
-            Ok(report) => {
-                tracing::info!(groups_changed = report.groups_changed, users_changed = report.users_changed, "permission change applied");
-                self.policy_accepted(files);
-            }
+            Ok(_) => self.policy_accepted(files),
             Err(error) => tracing::warn!(%error, "applying permissions failed; the previous permissions stay in force"),
         }
     }

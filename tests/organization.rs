@@ -1390,3 +1390,36 @@ fn events_include_permission_changes() {
         assert_eq!(body["parameter"], parameter, "GET {target}: {body}");
     }
 }
+
+/// Counts the lines of the daemon log at level INFO that contain `message`.
+fn info_lines(daemon: &Daemon, message: &str) -> usize {
+    daemon
+        .log()
+        .lines()
+        .filter(|line| line.contains(" INFO ") && line.contains(message))
+        .count()
+}
+
+#[test]
+fn permission_change_logged_once() {
+    let daemon = Daemon::start();
+    let alice = create_user(&daemon, "alice@example.com");
+    create_group(&daemon, "Engineering", &[&alice]);
+    sync(&daemon);
+    let applied_before = info_lines(&daemon, "permission change applied");
+    let accepted_before = info_lines(&daemon, "permissions in force");
+
+    fs::write(
+        daemon.permissions_dir().join("engineering.toml"),
+        engineering_policy("viewer"),
+    )
+    .expect("write the permission file");
+
+    // The daemon logs "permissions in force" after it has applied and logged the change.
+    wait_until("the daemon accepts the new permissions", || {
+        info_lines(&daemon, "permissions in force") > accepted_before
+    });
+    assert_eq!(roles(&daemon, "alice@example.com"), ["viewer"]);
+    let applied = info_lines(&daemon, "permission change applied") - applied_before;
+    assert_eq!(applied, 1, "one permission change was logged {applied} times:\n{}", daemon.log());
+}
