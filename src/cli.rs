@@ -84,16 +84,15 @@ enum Command {
     Syncs {
         #[command(subcommand)]
         show: Option<SyncsCommand>,
-        /// Runs to list, newest first.
+        /// Runs to list, newest first, at most 10000.
         #[arg(long, default_value_t = control::DEFAULT_LIMIT, value_parser = clap::value_parser!(u64).range(1..=control::MAX_SYNCS_LIMIT))]
         limit: u64,
         #[command(flatten)]
         output: Output,
     },
-    /// List audit events newest first: the changes of sync runs, and the access changes that
-    /// permission file edits caused without a run.
+    /// List audit events newest first, including access changes from permission file edits.
     Events {
-        /// Maximum number of events to list.
+        /// Maximum number of events to list, at most 1000.
         #[arg(long, default_value_t = control::DEFAULT_LIMIT, value_parser = clap::value_parser!(u64).range(1..=control::MAX_EVENTS_LIMIT))]
         limit: u64,
         /// List only events older than this event id, to page back through the history.
