@@ -33,7 +33,6 @@ pub use access::PolicyReport;
 pub use export::ExportError;
 pub use history::{
     AuditEvent, Counts, EventFilter, EventPage, Outcome, Subject, SyncRun, Trigger, EVENT_KINDS,
-    EVENT_SCAN_LIMIT,
 };
 pub use model::{GroupAttributes, OrgGroup, OrgUser, UserAttributes};
 pub use plan::{Change, DeactivationReason, Removals};
