@@ -374,9 +374,8 @@ pub fn events(
     };
     let filtered = filter.kind.is_some() || user_id.is_some();
     let mut events = Vec::new();
-    let mut scanned = 0;
     let mut last_scanned = None;
-    for entry in range.rev() {
+    for (scanned, entry) in range.rev().enumerate() {
         if events.len() >= filter.limit || scanned >= EVENT_SCAN_LIMIT {
             return Ok(EventPage {
                 events,
@@ -384,7 +383,6 @@ pub fn events(
             });
         }
         let (key, bytes) = entry?;
-        scanned += 1;
         last_scanned = Some(key.value());
         if filtered {
             let head: EventHead = model::decode(bytes.value())?;
