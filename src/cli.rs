@@ -4,16 +4,39 @@
 //! Exit codes: 0 success, 1 failure, 2 usage error, 3 daemon not running, 4 sync blocked by
 //! the removal guard (rerun with `--force`), 5 not found.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 
 use clap::{Args, Parser, Subcommand};
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::config::{Config, DEFAULT_CONFIG_PATH};
+use crate::config::{Config, ConfigError, DEFAULT_CONFIG_PATH};
 use crate::control::{self, ClientError};
 use crate::store::{tokens, Store, StoreError};
+use crate::sync::EVENT_KINDS;
+
+/// Prints one line to stdout like `println!`, but through [`print_line`], which does not panic
+/// when stdout is closed.
+macro_rules! out {
+    () => {
+        $crate::cli::print_line("")
+    };
+    ($($argument:tt)*) => {
+        $crate::cli::print_line(&format!($($argument)*))
+    };
+}
+
+mod changes;
+mod render;
+
+use render::{
+    print_access, print_blocked_sync, print_events, print_groups, print_run, print_runs, print_status, print_sync_report, print_token_created, print_tokens,
+    print_users,
+};
 
 const EXIT_FAILURE: u8 = 1;
 const EXIT_NOT_RUNNING: u8 = 3;
@@ -61,9 +84,26 @@ enum Command {
     Syncs {
         #[command(subcommand)]
         show: Option<SyncsCommand>,
-        /// Runs to list, newest first.
-        #[arg(long, default_value_t = 20)]
-        limit: usize,
+        /// Runs to list, newest first, at most 10000.
+        #[arg(long, default_value_t = control::DEFAULT_LIMIT, value_parser = clap::value_parser!(u64).range(1..=control::MAX_SYNCS_LIMIT))]
+        limit: u64,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// List audit events newest first, including access changes from permission file edits.
+    Events {
+        /// Maximum number of events to list, at most 1000.
+        #[arg(long, default_value_t = control::DEFAULT_LIMIT, value_parser = clap::value_parser!(u64).range(1..=control::MAX_EVENTS_LIMIT))]
+        limit: u64,
+        /// List only events older than this event id, to page back through the history.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        before: Option<u64>,
+        /// List only events of this kind.
+        #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(EVENT_KINDS))]
+        kind: Option<String>,
+        /// List only events about this user, given as an id or a userName.
+        #[arg(long, value_parser = non_blank)]
+        user: Option<String>,
         #[command(flatten)]
         output: Output,
     },
@@ -80,6 +120,7 @@ enum Command {
     /// Show a user's effective access: groups, roles, permissions and the grants they come from.
     Access {
         /// User id or userName.
+        #[arg(value_parser = non_blank)]
         user: String,
         #[command(flatten)]
         output: Output,
@@ -111,7 +152,7 @@ enum TokenCommand {
     /// Create a token and print it with the SCIM base URL; the token is shown only once.
     Create {
         /// A name that says who uses the token, such as "entra-prod".
-        #[arg(long)]
+        #[arg(long, value_parser = non_blank)]
         name: String,
         #[command(flatten)]
         output: Output,
@@ -123,6 +164,8 @@ enum TokenCommand {
     },
     /// Revoke a token; requests that present it fail from the next one on.
     Revoke {
+        /// Token id, as `token list` shows it.
+        #[arg(value_parser = non_blank)]
         id: String,
         #[command(flatten)]
         output: Output,
@@ -136,6 +179,56 @@ enum ConfigCommand {
         #[command(flatten)]
         output: Output,
     },
+}
+
+/// Parses an argument that must contain more than white space, such as a user or token id.
+fn non_blank(value: &str) -> Result<String, String> {
+    if value.trim().is_empty() {
+        return Err("the value is empty".to_string());
+    }
+    Ok(value.to_string())
+}
+
+/// Set by the first failed write to stdout, after which output is dropped. So a reader that
+/// closes the pipe early, as `idpsync syncs | head -1` does, ends the output quietly.
+static STDOUT_FAILED: AtomicBool = AtomicBool::new(false);
+/// The first stdout write error other than a closed pipe, reported when the command ends.
+static STDOUT_ERROR: Mutex<Option<String>> = Mutex::new(None);
+
+/// Writes `line` and a newline to stdout. After a write error (a closed pipe gives EPIPE,
+/// because Rust programs ignore SIGPIPE) it writes nothing more.
+fn print_line(line: &str) {
+    if STDOUT_FAILED.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut stdout = std::io::stdout().lock();
+    let written = stdout.write_all(line.as_bytes()).and_then(|()| stdout.write_all(b"\n"));
+    if let Err(error) = written {
+        record_stdout_error(error);
+    }
+}
+
+fn record_stdout_error(error: std::io::Error) {
+    STDOUT_FAILED.store(true, Ordering::Relaxed);
+    if error.kind() != std::io::ErrorKind::BrokenPipe {
+        STDOUT_ERROR.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(error.to_string());
+    }
+}
+
+/// Flushes stdout and returns the write error to report, if any. A closed pipe is not
+/// reported.
+fn finish_stdout() -> Option<String> {
+    if !STDOUT_FAILED.load(Ordering::Relaxed) {
+        if let Err(error) = std::io::stdout().flush() {
+            record_stdout_error(error);
+        }
+    }
+    STDOUT_ERROR.lock().unwrap_or_else(|e| e.into_inner()).take()
+}
+
+/// Prints `idpsync: MESSAGE` to stderr, ignoring write errors like [`print_line`] does.
+fn print_error(message: &str) {
+    let _ = writeln!(std::io::stderr(), "idpsync: {message}");
 }
 
 /// A CLI failure: the message for stderr and the exit code.
@@ -164,21 +257,36 @@ pub fn main() -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("idpsync: cannot start the async runtime: {error}");
+            print_error(&format!("cannot start the async runtime: {error}"));
             return ExitCode::from(EXIT_FAILURE);
         }
     };
-    match runtime.block_on(run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(failure) => {
-            eprintln!("idpsync: {}", failure.message);
+    let result = runtime.block_on(run(cli));
+    let stdout_error = finish_stdout();
+    match (result, stdout_error) {
+        (Ok(()), None) => ExitCode::SUCCESS,
+        (Ok(()), Some(error)) => {
+            print_error(&format!("cannot write to stdout: {error}"));
+            ExitCode::from(EXIT_FAILURE)
+        }
+        (Err(failure), _) => {
+            print_error(&failure.message);
             ExitCode::from(failure.code)
         }
     }
 }
 
+/// Loads the config file. When it does not exist, the error message names `--config` and
+/// `IDPSYNC_CONFIG`.
 fn load_config(path: &PathBuf) -> Result<Config, Failure> {
-    Config::load(path).map_err(|error| failure(error.to_string()))
+    Config::load(path).map_err(|error| {
+        let missing = matches!(&error, ConfigError::Read { source, .. } if source.kind() == std::io::ErrorKind::NotFound);
+        if !missing {
+            return failure(error.to_string());
+        }
+        let other = if path.as_os_str() == DEFAULT_CONFIG_PATH { "a config file other than the default" } else { "another config file" };
+        failure(format!("{error}. Pass --config PATH or set IDPSYNC_CONFIG to use {other}."))
+    })
 }
 
 async fn run(cli: Cli) -> Result<(), Failure> {
@@ -193,11 +301,19 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let path = format!("/sync?dry_run={dry_run}&force={force}");
             let (status, body) = control::request(&socket, Method::POST, &path, None).await?;
             if status == StatusCode::CONFLICT {
-                print_value(&body, output, print_sync_report);
-                return Err(Failure { code: EXIT_BLOCKED, message: format!("{} (rerun with --force to apply anyway)", error_text(&body)) });
+                print_value(&body, output, print_blocked_sync);
+                // The guard's reason already advises a rerun with --force.
+                return Err(Failure { code: EXIT_BLOCKED, message: error_text(&body) });
             }
             let body = expect_ok(status, body)?;
             print_value(&body, output, print_sync_report);
+            // A dry run exits as the real sync would, so scripts can test a plan first.
+            if body["dry_run"] == true && body["outcome"] == "blocked" {
+                return Err(Failure {
+                    code: EXIT_BLOCKED,
+                    message: error_text_of(&body, "reason"),
+                });
+            }
             Ok(())
         }
         Command::Status { output } => query(&socket, "/status", output, print_status).await,
@@ -205,6 +321,12 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             query(&socket, &format!("/syncs/{id}"), output, print_run).await
         }
         Command::Syncs { show: None, limit, output } => query(&socket, &format!("/syncs?limit={limit}"), output, print_runs).await,
+        Command::Events { limit, before, kind, user, output } => {
+            let filter = EventQuery { limit, before, kind, user };
+            let body = list_events(&socket, filter).await?;
+            print_value(&body, output, print_events);
+            Ok(())
+        }
         Command::Users { output } => query(&socket, "/users", output, print_users).await,
         Command::Groups { output } => query(&socket, "/groups", output, print_groups).await,
         Command::Access { user, output } => {
@@ -225,7 +347,12 @@ async fn serve(config: Config) -> Result<(), Failure> {
 }
 
 fn error_text(body: &Value) -> String {
-    body.get("error").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| body.to_string())
+    error_text_of(body, "error")
+}
+
+/// Returns the string in `body[field]`, or the whole body as JSON when there is none.
+fn error_text_of(body: &Value, field: &str) -> String {
+    body.get(field).and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| body.to_string())
 }
 
 fn expect_ok(status: StatusCode, body: Value) -> Result<Value, Failure> {
@@ -243,9 +370,48 @@ async fn query(socket: &std::path::Path, path: &str, output: Output, table: fn(&
     Ok(())
 }
 
+/// The arguments of `idpsync events`.
+struct EventQuery {
+    limit: u64,
+    before: Option<u64>,
+    kind: Option<String>,
+    user: Option<String>,
+}
+
+/// Fetches up to `filter.limit` audit events. A page of `GET /events` reads a bounded number of
+/// events, so with a filter it can come back short; this requests further pages until the
+/// limit is reached or no older events are left.
+async fn list_events(socket: &std::path::Path, filter: EventQuery) -> Result<Value, Failure> {
+    let mut events: Vec<Value> = Vec::new();
+    let mut before = filter.before;
+    loop {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        query.append_pair("limit", &(filter.limit - events.len() as u64).to_string());
+        if let Some(before) = before {
+            query.append_pair("before", &before.to_string());
+        }
+        if let Some(kind) = &filter.kind {
+            query.append_pair("kind", kind);
+        }
+        if let Some(user) = &filter.user {
+            query.append_pair("user", user);
+        }
+        let (status, body) = control::request(socket, Method::GET, &format!("/events?{}", query.finish()), None).await?;
+        let mut page = expect_ok(status, body)?;
+        if let Some(Value::Array(found)) = page.get_mut("events").map(Value::take) {
+            events.extend(found);
+        }
+        before = page["next_before"].as_u64();
+        if before.is_none() || events.len() as u64 >= filter.limit {
+            break;
+        }
+    }
+    Ok(json!({"events": events, "next_before": before}))
+}
+
 fn print_value(body: &Value, output: Output, table: fn(&Value)) {
     if output.json {
-        println!("{}", serde_json::to_string_pretty(body).unwrap_or_default());
+        out!("{}", serde_json::to_string_pretty(body).unwrap_or_default());
     } else {
         table(body);
     }
@@ -259,12 +425,12 @@ fn config_check(path: &PathBuf, output: Output) -> Result<(), Failure> {
         Err(errors) => json!({"config": config.file, "valid": false, "errors": errors.errors().iter().map(ToString::to_string).collect::<Vec<_>>()}),
     };
     if output.json {
-        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+        out!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
     }
     match permissions {
         Ok(policy) => {
             if !output.json {
-                println!(
+                out!(
                     "{}: valid ({} permission files, {} roles, {} grants)",
                     config.file.display(),
                     policy.files().len(),
@@ -325,7 +491,7 @@ async fn token(config: &Config, command: TokenCommand) -> Result<(), Failure> {
                     expect_ok(status, body)?
                 }
             };
-            print_value(&body, output, |body| println!("revoked token {}", body["revoked"].as_str().unwrap_or_default()));
+            print_value(&body, output, |body| out!("revoked token {}", body["revoked"].as_str().unwrap_or_default()));
             Ok(())
         }
     }
@@ -348,147 +514,4 @@ fn create_token_offline(config: &Config, name: &str) -> Result<Value, Failure> {
     let (record, token) = created.map_err(|error| failure(error.to_string()))?;
     futures::executor::block_on(runtime_store.close());
     Ok(tokens::created_view(&record, &token, config.public_url()))
-}
-
-fn print_token_created(body: &Value) {
-    let field = |name: &str| body.get(name).and_then(Value::as_str).unwrap_or_default().to_string();
-    println!("SCIM base URL (Tenant URL):   {}", field("scim_url"));
-    println!("Bearer token (Secret Token): {}", field("token"));
-    println!();
-    println!("Token {:?} has id {}. Copy the token now: it is stored only as a hash and cannot be shown again.", field("name"), field("id"));
-}
-
-fn cell(value: &Value) -> String {
-    match value {
-        Value::Null => "-".to_string(),
-        Value::String(text) => text.clone(),
-        Value::Array(items) => items.iter().map(cell).collect::<Vec<_>>().join(", "),
-        other => other.to_string(),
-    }
-}
-
-/// Prints rows of JSON objects as an aligned table with the given columns.
-fn print_table(rows: &Value, columns: &[(&str, &str)]) {
-    let rows = rows.as_array().cloned().unwrap_or_default();
-    let cells: Vec<Vec<String>> = rows
-        .iter()
-        .map(|row| columns.iter().map(|(key, _)| cell(row.pointer(key).unwrap_or(&Value::Null))).collect())
-        .collect();
-    let widths: Vec<usize> = columns
-        .iter()
-        .enumerate()
-        .map(|(index, (_, title))| cells.iter().map(|row| row[index].chars().count()).max().unwrap_or(0).max(title.len()))
-        .collect();
-    let line = |values: Vec<String>| {
-        let padded: Vec<String> = values.iter().zip(&widths).map(|(value, width)| format!("{value:<width$}")).collect();
-        println!("{}", padded.join("  ").trim_end());
-    };
-    line(columns.iter().map(|(_, title)| title.to_string()).collect());
-    for row in cells {
-        line(row);
-    }
-}
-
-fn print_tokens(body: &Value) {
-    print_table(body, &[("/id", "ID"), ("/name", "NAME"), ("/created", "CREATED"), ("/last_used", "LAST USED")]);
-}
-
-fn print_users(body: &Value) {
-    print_table(body, &[("/id", "ID"), ("/userName", "USERNAME"), ("/displayName", "DISPLAY NAME"), ("/active", "ACTIVE"), ("/groups", "GROUPS")]);
-}
-
-fn print_groups(body: &Value) {
-    print_table(body, &[("/id", "ID"), ("/displayName", "DISPLAY NAME"), ("/members", "MEMBERS"), ("/roles", "ROLES"), ("/unmapped", "UNMAPPED")]);
-}
-
-/// Sums the per-kind change counts of a sync run or report.
-fn total_changes(counts: &Value) -> u64 {
-    counts.as_object().map(|counts| counts.values().filter_map(Value::as_u64).sum()).unwrap_or(0)
-}
-
-/// The non-zero change counts as `kind=N` pairs.
-fn count_summary(counts: &Value) -> String {
-    let pairs: Vec<String> = counts
-        .as_object()
-        .map(|counts| {
-            counts
-                .iter()
-                .filter(|(_, count)| count.as_u64().unwrap_or(0) > 0)
-                .map(|(kind, count)| format!("{kind}={count}"))
-                .collect()
-        })
-        .unwrap_or_default();
-    if pairs.is_empty() { "no changes".to_string() } else { pairs.join(" ") }
-}
-
-fn print_runs(body: &Value) {
-    let mut rows = body.as_array().cloned().unwrap_or_default();
-    for row in &mut rows {
-        let total = total_changes(&row["counts"]);
-        row["changes"] = Value::from(total);
-    }
-    print_table(&Value::Array(rows), &[("/id", "ID"), ("/trigger", "TRIGGER"), ("/started", "STARTED"), ("/outcome", "OUTCOME"), ("/changes", "CHANGES"), ("/reason", "REASON")]);
-}
-
-fn print_run(body: &Value) {
-    let run = &body["run"];
-    println!(
-        "sync run {} ({}), {} to {}: {}{}",
-        cell(&run["id"]),
-        cell(&run["trigger"]),
-        cell(&run["started"]),
-        cell(&run["finished"]),
-        cell(&run["outcome"]),
-        run["reason"].as_str().map(|reason| format!(" ({reason})")).unwrap_or_default()
-    );
-    println!("{}", count_summary(&run["counts"]));
-    let events = body["events"].as_array().cloned().unwrap_or_default();
-    if !events.is_empty() {
-        println!();
-        print_table(&Value::Array(events), &[("/id", "EVENT"), ("/kind", "KIND"), ("/subject/type", "TYPE"), ("/subject/name", "SUBJECT"), ("/subject/id", "ID")]);
-    }
-}
-
-fn print_access(body: &Value) {
-    println!("{} ({}), {}", cell(&body["user"]["userName"]), cell(&body["user"]["id"]), if body["active"] == Value::Bool(false) { "deactivated" } else { "active" });
-    let list = |value: &Value| value.as_array().map(|items| items.iter().map(cell).collect::<Vec<_>>().join(", ")).unwrap_or_default();
-    let groups: Vec<String> = body["groups"].as_array().map(|groups| groups.iter().map(|group| cell(&group["name"])).collect()).unwrap_or_default();
-    println!("groups:      {}", groups.join(", "));
-    println!("roles:       {}", list(&body["roles"]));
-    println!("permissions: {}", list(&body["permissions"]));
-    let grants = body["grants"].as_array().cloned().unwrap_or_default();
-    if !grants.is_empty() {
-        println!();
-        print_table(&Value::Array(grants), &[("/group/display_name", "GROUP"), ("/role", "ROLE"), ("/resources", "RESOURCES"), ("/source", "SOURCE")]);
-    }
-}
-
-fn print_status(body: &Value) {
-    let text = |pointer: &str| cell(body.pointer(pointer).unwrap_or(&Value::Null));
-    println!("idpsync {} (pid {}), serving {}", text("/version"), text("/pid"), text("/scim_url"));
-    println!("next sync:    {} ({})", text("/schedule/next_run"), text("/schedule/expression"));
-    println!("permissions:  {}", text("/permissions/dir"));
-    if let Some(error) = body.pointer("/permissions/error").and_then(Value::as_str) {
-        println!("  invalid, the previous permissions stay in force:\n  {}", error.replace('\n', "\n  "));
-    }
-    if let Some(organization) = body.get("organization").filter(|value| !value.is_null()) {
-        println!("organization: {}", serde_json::to_string(organization).unwrap_or_default());
-    }
-    println!("tokens:       {}", text("/tokens"));
-}
-
-fn print_sync_report(body: &Value) {
-    let label = if body["dry_run"] == Value::Bool(true) { "dry run (nothing applied)".to_string() } else { format!("sync run {}", cell(&body["run"])) };
-    println!(
-        "{label}: {}{}",
-        cell(&body["outcome"]),
-        body["reason"].as_str().or(body["error"].as_str()).map(|reason| format!(" ({reason})")).unwrap_or_default()
-    );
-    if body.get("counts").is_some() {
-        println!("{}", count_summary(&body["counts"]));
-    }
-    let changes = body["changes"].as_array().cloned().unwrap_or_default();
-    for change in changes {
-        println!("  {}", serde_json::to_string(&change).unwrap_or_default());
-    }
 }

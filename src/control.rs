@@ -3,9 +3,13 @@
 //! mode 0600 and every connection's peer uid is checked.
 //!
 //! Endpoints: `GET /status`, `POST /sync?dry_run=true&force=true`, `GET /syncs?limit=N`,
-//! `GET /syncs/ID`, `GET /users`, `GET /groups`, `GET /access/USER`, `GET /tokens`,
+//! `GET /syncs/ID`, `GET /events?limit=N&before=ID&kind=KIND&user=USER`, `GET /users`,
+//! `GET /groups`, `GET /access/USER`, `GET /tokens`,
 //! `POST /tokens` (`{"name": ...}`), `DELETE /tokens/ID`, `POST /reload`, `GET /metrics`.
+//! Each endpoint checks its query parameters and returns 400 for an unknown, repeated or
+//! invalid one before it does anything.
 
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -20,9 +24,18 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::watch;
 
 use crate::daemon::Daemon;
+use crate::sync::{EventFilter, EventPage, SyncError, EVENT_KINDS};
 
 /// Largest control request body.
 const MAX_CONTROL_BODY: usize = 64 * 1024;
+
+/// Number of items that a list endpoint returns when the request gives no `limit`.
+pub const DEFAULT_LIMIT: u64 = 20;
+/// Maximum `limit` of `GET /syncs`. Run records are small, so this allows a long history.
+pub const MAX_SYNCS_LIMIT: u64 = 10_000;
+/// Maximum `limit` of `GET /events`. An event holds whole values before and after a change,
+/// so pages stay shorter than those of runs.
+pub const MAX_EVENTS_LIMIT: u64 = 1_000;
 
 /// A control-socket answer: status and JSON body, or plain text for `/metrics`.
 pub struct Reply {
@@ -102,16 +115,15 @@ pub async fn serve(listener: UnixListener, daemon: Arc<Daemon>, mut shutdown: wa
 async fn handle(daemon: Arc<Daemon>, request: Request<Incoming>) -> Response<Full<Bytes>> {
     let method = request.method().clone();
     let path = request.uri().path().to_string();
-    let query: Vec<(String, String)> = request
-        .uri()
-        .query()
-        .map(|query| form_urlencoded::parse(query.as_bytes()).into_owned().collect())
-        .unwrap_or_default();
+    let query = Query::parse(request.uri().query());
     let body = match Limited::new(request.into_body(), MAX_CONTROL_BODY).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(_) => return render(Reply::error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large")),
     };
     if method == Method::GET && path == "/metrics" {
+        if let Err(reply) = query.accept(&[]) {
+            return render(reply);
+        }
         let mut response = Response::new(Full::new(Bytes::from(daemon.metrics_text())));
         response.headers_mut().insert(
             http::header::CONTENT_TYPE,
@@ -119,35 +131,69 @@ async fn handle(daemon: Arc<Daemon>, request: Request<Incoming>) -> Response<Ful
         );
         return response;
     }
-    let flag = |name: &str| {
-        query
-            .iter()
-            .any(|(key, value)| key == name && matches!(value.as_str(), "" | "1" | "true" | "yes"))
+    let reply = match route(&daemon, &method, &path, &query, &body).await {
+        Ok(reply) | Err(reply) => reply,
     };
+    render(reply)
+}
+
+/// Runs the endpoint that `method` and `path` name. A request with query parameters that
+/// the endpoint does not take, or with invalid values, gets 400 and runs nothing.
+async fn route(daemon: &Daemon, method: &Method, path: &str, query: &Query, body: &[u8]) -> Result<Reply, Reply> {
     let segments: Vec<String> = path
         .split('/')
         .filter(|segment| !segment.is_empty())
         .map(|segment| percent_encoding::percent_decode_str(segment).decode_utf8_lossy().into_owned())
         .collect();
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
-    let reply = match (&method, segments.as_slice()) {
-        (&Method::GET, ["status"]) => daemon.status().await,
-        (&Method::POST, ["sync"]) => daemon.sync_now(flag("dry_run"), flag("force")).await,
-        (&Method::GET, ["syncs"]) => {
-            let limit = query
-                .iter()
-                .find(|(key, _)| key == "limit")
-                .and_then(|(_, value)| value.parse().ok())
-                .unwrap_or(20);
-            daemon.syncs(limit).await
+    let reply = match (method, segments.as_slice()) {
+        (&Method::GET, ["status"]) => {
+            query.accept(&[])?;
+            daemon.status().await
         }
-        (&Method::GET, ["syncs", id]) => daemon.sync_run(id).await,
-        (&Method::GET, ["users"]) => daemon.users().await,
-        (&Method::GET, ["groups"]) => daemon.groups().await,
-        (&Method::GET, ["access", user]) => daemon.access(user).await,
-        (&Method::GET, ["tokens"]) => daemon.list_tokens().await,
+        (&Method::POST, ["sync"]) => {
+            query.accept(&["dry_run", "force"])?;
+            daemon.sync_now(query.flag("dry_run")?, query.flag("force")?).await
+        }
+        (&Method::GET, ["syncs"]) => {
+            query.accept(&["limit"])?;
+            let limit = query.number("limit", 1..=MAX_SYNCS_LIMIT)?.unwrap_or(DEFAULT_LIMIT);
+            daemon.syncs(limit as usize).await
+        }
+        (&Method::GET, ["events"]) => {
+            query.accept(&["limit", "before", "kind", "user"])?;
+            let filter = EventFilter {
+                limit: query.number("limit", 1..=MAX_EVENTS_LIMIT)?.unwrap_or(DEFAULT_LIMIT) as usize,
+                before: query.number("before", 1..=u64::MAX)?,
+                kind: query.choice("kind", &EVENT_KINDS)?,
+                user: query.text("user")?,
+            };
+            let user = filter.user.clone();
+            events_reply(daemon.organization().events(filter).await, user)
+        }
+        (&Method::GET, ["syncs", id]) => {
+            query.accept(&[])?;
+            daemon.sync_run(id).await
+        }
+        (&Method::GET, ["users"]) => {
+            query.accept(&[])?;
+            daemon.users().await
+        }
+        (&Method::GET, ["groups"]) => {
+            query.accept(&[])?;
+            daemon.groups().await
+        }
+        (&Method::GET, ["access", user]) => {
+            query.accept(&[])?;
+            daemon.access(user).await
+        }
+        (&Method::GET, ["tokens"]) => {
+            query.accept(&[])?;
+            daemon.list_tokens().await
+        }
         (&Method::POST, ["tokens"]) => {
-            let name = serde_json::from_slice::<Value>(&body)
+            query.accept(&[])?;
+            let name = serde_json::from_slice::<Value>(body)
                 .ok()
                 .and_then(|body| body.get("name").and_then(Value::as_str).map(str::to_string));
             match name {
@@ -155,11 +201,117 @@ async fn handle(daemon: Arc<Daemon>, request: Request<Incoming>) -> Response<Ful
                 None => Reply::error(StatusCode::BAD_REQUEST, "send a JSON body {\"name\": \"...\"}"),
             }
         }
-        (&Method::DELETE, ["tokens", id]) => daemon.revoke_token(id).await,
-        (&Method::POST, ["reload"]) => daemon.reload().await,
+        (&Method::DELETE, ["tokens", id]) => {
+            query.accept(&[])?;
+            daemon.revoke_token(id).await
+        }
+        (&Method::POST, ["reload"]) => {
+            query.accept(&[])?;
+            daemon.reload().await
+        }
         _ => Reply::error(StatusCode::NOT_FOUND, format!("no control endpoint {method} {path}")),
     };
-    render(reply)
+    Ok(reply)
+}
+
+/// The decoded query parameters of one request, in the order given.
+struct Query {
+    parameters: Vec<(String, String)>,
+}
+
+impl Query {
+    fn parse(query: Option<&str>) -> Query {
+        let parameters = query
+            .map(|query| form_urlencoded::parse(query.as_bytes()).into_owned().collect())
+            .unwrap_or_default();
+        Query { parameters }
+    }
+
+    /// Rejects a parameter that is not in `accepted`, and one given more than once.
+    fn accept(&self, accepted: &[&str]) -> Result<(), Reply> {
+        for (index, (name, _)) in self.parameters.iter().enumerate() {
+            if !accepted.contains(&name.as_str()) {
+                let expected = if accepted.is_empty() { "none".to_string() } else { accepted.join(", ") };
+                return Err(invalid_parameter(name, format!("unknown query parameter {name:?}; this endpoint accepts: {expected}")));
+            }
+            if self.parameters[..index].iter().any(|(earlier, _)| earlier == name) {
+                return Err(invalid_parameter(name, format!("query parameter {name:?} is given more than once")));
+            }
+        }
+        Ok(())
+    }
+
+    fn value(&self, name: &str) -> Option<&str> {
+        self.parameters.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
+    }
+
+    /// Reads a boolean parameter: absent is false, and a bare `name` (empty value) is true.
+    fn flag(&self, name: &str) -> Result<bool, Reply> {
+        let Some(value) = self.value(name) else {
+            return Ok(false);
+        };
+        match value.to_ascii_lowercase().as_str() {
+            "" | "true" | "1" | "yes" => Ok(true),
+            "false" | "0" | "no" => Ok(false),
+            _ => Err(invalid_parameter(name, format!("{name} must be true or false (or 1, 0, yes, no), found {value:?}"))),
+        }
+    }
+
+    /// Reads a whole-number parameter within `range`, or `None` when it is absent.
+    fn number(&self, name: &str, range: RangeInclusive<u64>) -> Result<Option<u64>, Reply> {
+        let Some(value) = self.value(name) else {
+            return Ok(None);
+        };
+        match value.parse::<u64>() {
+            Ok(number) if range.contains(&number) => Ok(Some(number)),
+            _ if *range.end() == u64::MAX => Err(invalid_parameter(
+                name,
+                format!("{name} must be a whole number of at least {}, found {value:?}", range.start()),
+            )),
+            _ => Err(invalid_parameter(
+                name,
+                format!("{name} must be a whole number from {} to {}, found {value:?}", range.start(), range.end()),
+            )),
+        }
+    }
+
+    /// Reads a parameter that must be one of `choices`, or `None` when it is absent.
+    fn choice(&self, name: &str, choices: &[&str]) -> Result<Option<String>, Reply> {
+        let Some(value) = self.value(name) else {
+            return Ok(None);
+        };
+        if !choices.contains(&value) {
+            return Err(invalid_parameter(name, format!("{name} must be one of {}, found {value:?}", choices.join(", "))));
+        }
+        Ok(Some(value.to_string()))
+    }
+
+    /// Reads a parameter that must not be empty, or `None` when it is absent.
+    fn text(&self, name: &str) -> Result<Option<String>, Reply> {
+        let Some(value) = self.value(name) else {
+            return Ok(None);
+        };
+        if value.trim().is_empty() {
+            return Err(invalid_parameter(name, format!("{name} must not be empty")));
+        }
+        Ok(Some(value.to_string()))
+    }
+}
+
+fn events_reply(page: Result<Option<EventPage>, SyncError>, user: Option<String>) -> Reply {
+    match page {
+        Ok(Some(page)) => Reply::ok(json!(page)),
+        Ok(None) => Reply::error(
+            StatusCode::NOT_FOUND,
+            format!("no user {:?} in the organization; it appears after the sync that follows its provisioning", user.unwrap_or_default()),
+        ),
+        Err(error) => Reply::error(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()),
+    }
+}
+
+/// Builds a 400 reply about the query parameter `name`.
+fn invalid_parameter(name: &str, message: String) -> Reply {
+    Reply { status: StatusCode::BAD_REQUEST, body: json!({"error": message, "parameter": name}) }
 }
 
 fn render(reply: Reply) -> Response<Full<Bytes>> {

@@ -89,6 +89,10 @@ impl Daemon {
         self.state.config.load_full()
     }
 
+    pub fn organization(&self) -> &Organization {
+        &self.organization
+    }
+
     pub fn metrics_text(&self) -> String {
         let stats = self.state.store.writer().stats();
         let mut text = self.state.metrics.render(self.state.store.file_size());
@@ -139,10 +143,7 @@ impl Daemon {
         let Some(policy) = self.load_permissions().await else { return };
         let files = policy.files().len();
         match self.organization.apply_policy(policy).await {
-            Ok(report) => {
-                tracing::info!(groups_changed = report.groups_changed, users_changed = report.users_changed, "permission change applied");
-                self.policy_accepted(files);
-            }
+            Ok(_) => self.policy_accepted(files),
             Err(error) => tracing::warn!(%error, "applying permissions failed; the previous permissions stay in force"),
         }
     }

@@ -24,7 +24,9 @@ const SCHEDULE_WAIT: Duration = Duration::from_secs(20);
 const QUIET_WAIT: Duration = Duration::from_secs(3);
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
 
-/// CLI exit codes: daemon not running, sync stopped by the removal guard, not found.
+/// CLI exit codes: usage error, daemon not running, sync stopped by the removal guard, not
+/// found.
+const EXIT_USAGE: i32 = 2;
 const EXIT_NOT_RUNNING: i32 = 3;
 const EXIT_BLOCKED: i32 = 4;
 const EXIT_NOT_FOUND: i32 = 5;
@@ -579,6 +581,28 @@ fn guard_blocks_mass_removal_until_forced() {
         json!([{"op": "replace", "path": "active", "value": false}]),
     );
 
+    let dry_run = daemon.cli(&["sync", "--dry-run"]);
+    assert_eq!(
+        dry_run.status.code(),
+        Some(EXIT_BLOCKED),
+        "a dry run that the guard would stop: {}",
+        describe(&dry_run)
+    );
+    let dry_run = daemon.cli(&["sync", "--dry-run", "--json"]);
+    assert_eq!(
+        dry_run.status.code(),
+        Some(EXIT_BLOCKED),
+        "a dry run that the guard would stop: {}",
+        describe(&dry_run)
+    );
+    let plan: Value = serde_json::from_slice(&dry_run.stdout)
+        .unwrap_or_else(|error| panic!("sync --dry-run --json printed invalid JSON ({error}): {}", describe(&dry_run)));
+    assert_eq!(plan["outcome"], "blocked");
+    assert_eq!(plan["counts"]["user_deactivated"], 3);
+    let forced_plan = cli_json(&daemon, &["sync", "--dry-run", "--force", "--json"]);
+    assert_eq!(forced_plan["outcome"], "succeeded");
+    assert_eq!(runs(&daemon).len(), 1, "a dry run recorded a run");
+
     let blocked = daemon.cli(&["sync"]);
     assert_eq!(
         blocked.status.code(),
@@ -591,6 +615,18 @@ fn guard_blocks_mass_removal_until_forced() {
         stderr.contains("--force"),
         "the message does not mention --force: {stderr}"
     );
+    let stdout = String::from_utf8_lossy(&blocked.stdout);
+    let printed = format!("{stdout}{stderr}");
+    assert_eq!(
+        printed.matches("--force").count(),
+        1,
+        "the blocked sync does not mention --force once: {printed}"
+    );
+    assert!(
+        stdout.contains("stopped by the removal guard"),
+        "the blocked sync does not say what stopped it: {stdout}"
+    );
+    assert!(!stdout.contains(": -"), "the blocked sync prints no outcome: {stdout}");
     let users_after_block = users(&daemon);
     assert!(
         users_after_block.iter().all(|user| user["active"] == true),
@@ -897,6 +933,20 @@ fn every_change_kind_is_audited() {
     assert_eq!(access["before"]["roles"], json!([]));
     assert_eq!(access["after"]["roles"], json!(["viewer"]));
 
+    let shown = cli_human(&daemon, &["syncs", "show", &second.to_string()]);
+    let removed = shown
+        .lines()
+        .find(|line| line.split_whitespace().nth(1) == Some("member_removed"))
+        .unwrap_or_else(|| panic!("no member_removed row: {shown}"));
+    assert!(removed.contains("alice@example.com"), "{removed}");
+    assert!(removed.contains("Engineering"), "the row does not name the group: {removed}");
+    let added = shown
+        .lines()
+        .find(|line| line.split_whitespace().nth(1) == Some("member_added"))
+        .unwrap_or_else(|| panic!("no member_added row: {shown}"));
+    assert!(added.contains("carol@example.com"), "{added}");
+    assert!(added.contains("Engineering"), "the row does not name the group: {added}");
+
     let missing = daemon.cli(&["syncs", "show", "999", "--json"]);
     assert_eq!(
         missing.status.code(),
@@ -1019,4 +1069,357 @@ fn cli_without_daemon_reports_not_running() {
     assert_eq!(response.status, 200, "{}", response.text());
     let status = cli_json(&daemon, &["status", "--json"]);
     assert_eq!(status["tokens"], 1, "{status}");
+}
+
+/// A value longer than 65,535 characters, the largest width that Rust's `format!` accepts.
+const HUGE_VALUE_CHARS: usize = 900_000;
+/// Maximum length of a line in human-readable output, whose cells are cut to 60 characters.
+const MAX_HUMAN_LINE_CHARS: usize = 400;
+
+/// Asserts that `idpsync ARGS` succeeded and printed only lines of bounded length, and
+/// returns what it printed.
+fn cli_human(daemon: &Daemon, args: &[&str]) -> String {
+    let output = daemon.cli(args);
+    assert!(
+        output.status.success(),
+        "idpsync {args:?}: {}",
+        describe(&output)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let longest = stdout.lines().map(|line| line.chars().count()).max().unwrap_or(0);
+    assert!(
+        longest <= MAX_HUMAN_LINE_CHARS,
+        "idpsync {args:?} printed a line of {longest} characters"
+    );
+    stdout
+}
+
+#[test]
+fn tables_clip_huge_values() {
+    let daemon = Daemon::start();
+    let huge = "x".repeat(HUGE_VALUE_CHARS);
+    let body = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "huge@example.com",
+        "displayName": huge,
+        "active": true
+    });
+    let user = created_id(&daemon, "/Users", &body);
+    create_group(&daemon, &huge, &[&user]);
+    let run = sync(&daemon);
+
+    let listed = cli_human(&daemon, &["users"]);
+    assert!(listed.contains("huge@example.com"), "{listed}");
+    assert!(listed.contains('…'), "{listed}");
+    let listed = cli_human(&daemon, &["groups"]);
+    assert!(listed.contains('…'), "{listed}");
+    let run_details = cli_human(&daemon, &["syncs", "show", &run.to_string()]);
+    assert!(run_details.contains('…'), "{run_details}");
+    let access = cli_human(&daemon, &["access", "huge@example.com"]);
+    assert!(access.contains('…'), "{access}");
+
+    let users = users(&daemon);
+    assert_eq!(
+        users[0]["displayName"].as_str().map(str::len),
+        Some(HUGE_VALUE_CHARS),
+        "users --json cut the displayName"
+    );
+    let groups = groups(&daemon);
+    assert_eq!(
+        groups[0]["displayName"].as_str().map(str::len),
+        Some(HUGE_VALUE_CHARS),
+        "groups --json cut the displayName"
+    );
+}
+
+#[test]
+fn cli_quiet_on_closed_stdout() {
+    let daemon = Daemon::start_with("[sync.guard]\nmax_removed = 0\nmax_removed_floor = 0");
+    let alice = create_user(&daemon, "alice@example.com");
+    create_group(&daemon, "Engineering", &[&alice]);
+    let commands: [&[&str]; 10] = [
+        &["sync", "--dry-run"],
+        &["sync"],
+        &["status"],
+        &["syncs"],
+        &["syncs", "show", "1"],
+        &["users", "--json"],
+        &["groups"],
+        &["access", "alice@example.com"],
+        &["token", "list"],
+        &["config", "check"],
+    ];
+    for args in commands {
+        let output = daemon.cli_into_closed_pipe(args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!stderr.contains("panicked"), "idpsync {args:?} panicked: {stderr}");
+        assert_eq!(output.status.code(), Some(0), "idpsync {args:?}: {}", describe(&output));
+    }
+
+    delete(&daemon, &format!("/Users/{alice}"));
+    let blocked = daemon.cli_into_closed_pipe(&["sync"]);
+    let stderr = String::from_utf8_lossy(&blocked.stderr);
+    assert!(!stderr.contains("panicked"), "a blocked sync panicked: {stderr}");
+    assert_eq!(blocked.status.code(), Some(EXIT_BLOCKED), "{}", describe(&blocked));
+}
+
+#[test]
+fn missing_config_names_alternatives() {
+    let folder = tempfile::tempdir().expect("create a temporary folder");
+    let missing = folder.path().join("absent.toml");
+    let from_env = Command::new(common::BINARY)
+        .arg("status")
+        .env("IDPSYNC_CONFIG", &missing)
+        .output()
+        .expect("run the idpsync CLI");
+    let stderr = String::from_utf8_lossy(&from_env.stderr);
+    assert_eq!(from_env.status.code(), Some(1), "{}", describe(&from_env));
+    assert!(stderr.contains(&missing.display().to_string()), "{stderr}");
+    assert!(stderr.contains("--config PATH"), "{stderr}");
+    assert!(stderr.contains("IDPSYNC_CONFIG"), "{stderr}");
+
+    // On a machine where idpsync is installed the default path exists, so the message about
+    // it cannot be checked there.
+    if Path::new("/etc/idpsync/idpsync.toml").exists() {
+        return;
+    }
+    let default = Command::new(common::BINARY)
+        .args(["config", "check"])
+        .env_remove("IDPSYNC_CONFIG")
+        .output()
+        .expect("run the idpsync CLI");
+    let stderr = String::from_utf8_lossy(&default.stderr);
+    assert_eq!(default.status.code(), Some(1), "{}", describe(&default));
+    assert!(stderr.contains("/etc/idpsync/idpsync.toml"), "{stderr}");
+    assert!(stderr.contains("other than the default"), "{stderr}");
+    assert!(stderr.contains("--config PATH"), "{stderr}");
+    assert!(stderr.contains("IDPSYNC_CONFIG"), "{stderr}");
+}
+
+#[test]
+fn empty_arguments_are_usage_errors() {
+    let daemon = Daemon::start();
+    let alice = create_user(&daemon, "alice@example.com");
+    create_group(&daemon, "Engineering", &[&alice]);
+    sync(&daemon);
+    let cases: [(&[&str], &str); 5] = [
+        (&["access", ""], "<USER>"),
+        (&["access", "  "], "<USER>"),
+        (&["syncs", "show", ""], "<ID>"),
+        (&["token", "revoke", ""], "<ID>"),
+        (&["token", "create", "--name", ""], "--name"),
+    ];
+    for (args, argument) in cases {
+        let output = daemon.cli(args);
+        assert_eq!(
+            output.status.code(),
+            Some(EXIT_USAGE),
+            "idpsync {args:?}: {}",
+            describe(&output)
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(argument), "idpsync {args:?} does not name {argument}: {stderr}");
+        assert!(stderr.contains("empty"), "idpsync {args:?} does not say the value is empty: {stderr}");
+    }
+    let tokens = array(cli_json(&daemon, &["token", "list", "--json"]));
+    assert_eq!(tokens.len(), 1, "an empty token name created a token: {tokens:?}");
+}
+
+/// Users in the readable-output test: more than the plan preview of 20 changes.
+const MANY_USERS: usize = 30;
+
+#[test]
+fn human_output_has_no_raw_json() {
+    let daemon = Daemon::start();
+    for index in 0..MANY_USERS {
+        create_user(&daemon, &format!("user{index}@example.com"));
+    }
+    let body = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "huge@example.com",
+        "displayName": "x".repeat(HUGE_VALUE_CHARS),
+        "active": true
+    });
+    created_id(&daemon, "/Users", &body);
+    let users = MANY_USERS + 1;
+
+    let status = cli_human(&daemon, &["status"]);
+    assert!(!status.contains('{'), "status prints JSON: {status}");
+    assert!(status.contains("users:"), "{status}");
+    assert!(status.contains(&format!("{users} directory changes")), "{status}");
+
+    let plan = cli_human(&daemon, &["sync", "--dry-run"]);
+    assert!(!plan.contains('{'), "the dry run prints JSON: {plan}");
+    assert!(
+        plan.lines().any(|line| line.split_whitespace().eq(["user_created", &users.to_string()])),
+        "the dry run has no count of user_created: {plan}"
+    );
+    let planned_rows = plan.lines().filter(|line| line.starts_with("user_created ") && line.contains("@example.com")).count();
+    assert_eq!(planned_rows, 20, "the dry run does not show the first 20 changes: {plan}");
+    assert!(plan.contains(&format!("{} more changes", users - 20)), "{plan}");
+    assert!(plan.contains("--dry-run --json"), "{plan}");
+
+    let applied = cli_human(&daemon, &["sync"]);
+    assert!(!applied.contains('{'), "sync prints JSON: {applied}");
+    assert!(
+        applied.lines().any(|line| line.split_whitespace().eq(["user_created", &users.to_string()])),
+        "sync has no count of user_created: {applied}"
+    );
+
+    let status = cli_human(&daemon, &["status"]);
+    assert!(!status.contains('{'), "status prints JSON: {status}");
+    let last_sync = status
+        .lines()
+        .find(|line| line.starts_with("last sync:"))
+        .unwrap_or_else(|| panic!("status has no last sync: {status}"));
+    assert!(last_sync.contains("run 1"), "{last_sync}");
+    assert!(last_sync.contains(&format!("{users} changes")), "{last_sync}");
+}
+
+#[test]
+fn control_rejects_invalid_query_values() {
+    let daemon = Daemon::start();
+    create_user(&daemon, "alice@example.com");
+    let cases = [
+        ("GET", "/syncs?limit=abc", "limit", "from 1 to 10000"),
+        ("GET", "/syncs?limit=0", "limit", "from 1 to 10000"),
+        ("GET", "/syncs?limit=10001", "limit", "from 1 to 10000"),
+        ("GET", "/syncs?limit=-1", "limit", "from 1 to 10000"),
+        ("GET", "/syncs?limit=1&limit=2", "limit", "more than once"),
+        ("GET", "/syncs?limt=5", "limt", "accepts: limit"),
+        ("POST", "/sync?dry_run=maybe", "dry_run", "true or false"),
+        ("POST", "/sync?force=2", "force", "true or false"),
+        ("POST", "/sync?dryrun=true", "dryrun", "accepts: dry_run, force"),
+        ("GET", "/status?verbose=1", "verbose", "accepts: none"),
+        ("GET", "/users?limit=5", "limit", "accepts: none"),
+        ("GET", "/metrics?format=json", "format", "accepts: none"),
+    ];
+    for (method, target, parameter, expected) in cases {
+        let (status, body) = daemon.control(method, target);
+        assert_eq!(status, 400, "{method} {target}: {body}");
+        assert_eq!(body["parameter"], parameter, "{method} {target}: {body}");
+        let error = body["error"].as_str().unwrap_or_default();
+        assert!(error.contains(parameter), "{method} {target} does not name {parameter}: {error}");
+        assert!(error.contains(expected), "{method} {target} does not say {expected:?}: {error}");
+    }
+    assert_eq!(runs(&daemon), Vec::<Value>::new(), "a rejected sync request ran a sync");
+    assert_eq!(users(&daemon), Vec::<Value>::new(), "a rejected sync request applied users");
+
+    let (status, body) = daemon.control("POST", "/sync?dry_run=TRUE");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["dry_run"], true, "{body}");
+    let (status, body) = daemon.control("GET", "/syncs?limit=10000");
+    assert_eq!(status, 200, "{body}");
+    let limit = daemon.cli(&["syncs", "--limit", "0"]);
+    assert_eq!(limit.status.code(), Some(EXIT_USAGE), "{}", describe(&limit));
+}
+
+fn event_ids(events: &[Value]) -> Vec<u64> {
+    events.iter().filter_map(|event| event["id"].as_u64()).collect()
+}
+
+#[test]
+fn events_include_permission_changes() {
+    let daemon = Daemon::start();
+    let alice = create_user(&daemon, "alice@example.com");
+    let bob = create_user(&daemon, "bob@example.com");
+    create_group(&daemon, "Engineering", &[&alice, &bob]);
+    let run = sync(&daemon);
+    fs::write(
+        daemon.permissions_dir().join("engineering.toml"),
+        engineering_policy("viewer"),
+    )
+    .expect("write the permission file");
+    wait_until("alice has the viewer role", || {
+        roles(&daemon, "alice@example.com") == ["viewer"]
+    });
+
+    let all = cli_json(&daemon, &["events", "--json"]);
+    assert_eq!(all["next_before"], Value::Null, "{all}");
+    let events = array(all["events"].clone());
+    assert_eq!(events.len(), 7, "{events:?}");
+    let ids = event_ids(&events);
+    assert!(ids.windows(2).all(|pair| pair[0] > pair[1]), "events are not newest first: {ids:?}");
+    for event in &events[..2] {
+        assert_eq!(event["kind"], "access_changed", "{event}");
+        assert_eq!(event["run"], Value::Null, "{event}");
+        assert_eq!(event["before"]["roles"], json!([]), "{event}");
+        assert_eq!(event["after"]["roles"], json!(["viewer"]), "{event}");
+        assert!(event["at"].as_str().is_some(), "{event}");
+    }
+    assert!(events[2..].iter().all(|event| event["run"] == run), "{events:?}");
+
+    let by_name = array(cli_json(&daemon, &["events", "--user", "alice@example.com", "--json"])["events"].clone());
+    let kinds: Vec<&str> = by_name.iter().filter_map(|event| event["kind"].as_str()).collect();
+    assert_eq!(kinds, ["access_changed", "member_added", "user_created"]);
+    assert!(by_name.iter().all(|event| event["subject"]["id"] == alice.as_str()), "{by_name:?}");
+    let by_id = array(cli_json(&daemon, &["events", "--user", &alice, "--json"])["events"].clone());
+    assert_eq!(event_ids(&by_id), event_ids(&by_name));
+
+    let access = array(cli_json(&daemon, &["events", "--kind", "access_changed", "--json"])["events"].clone());
+    assert_eq!(access.len(), 2, "{access:?}");
+
+    let first = cli_json(&daemon, &["events", "--limit", "3", "--json"]);
+    let first_events = array(first["events"].clone());
+    assert_eq!(event_ids(&first_events), ids[..3]);
+    assert_eq!(first["next_before"], ids[2], "{first}");
+    let before = ids[2].to_string();
+    let rest = cli_json(&daemon, &["events", "--before", &before, "--json"]);
+    assert_eq!(event_ids(&array(rest["events"].clone())), ids[3..]);
+    assert_eq!(rest["next_before"], Value::Null, "{rest}");
+
+    let table = cli_human(&daemon, &["events"]);
+    let row = table
+        .lines()
+        .find(|line| line.contains("access_changed") && line.contains("alice@example.com"))
+        .unwrap_or_else(|| panic!("no access_changed row for alice: {table}"));
+    assert!(row.contains("roles=viewer"), "{row}");
+    assert_eq!(row.split_whitespace().nth(2), Some("-"), "a permission change shows a run: {row}");
+
+    let unknown = daemon.cli(&["events", "--user", "nobody@example.com"]);
+    assert_eq!(unknown.status.code(), Some(EXIT_NOT_FOUND), "{}", describe(&unknown));
+    for (target, parameter) in [
+        ("/events?kind=bogus", "kind"),
+        ("/events?user=", "user"),
+        ("/events?limit=1001", "limit"),
+        ("/events?before=0", "before"),
+        ("/events?run=1", "run"),
+    ] {
+        let (status, body) = daemon.control("GET", target);
+        assert_eq!(status, 400, "GET {target}: {body}");
+        assert_eq!(body["parameter"], parameter, "GET {target}: {body}");
+    }
+}
+
+/// Counts the lines of the daemon log at level INFO that contain `message`.
+fn info_lines(daemon: &Daemon, message: &str) -> usize {
+    daemon
+        .log()
+        .lines()
+        .filter(|line| line.contains(" INFO ") && line.contains(message))
+        .count()
+}
+
+#[test]
+fn permission_change_logged_once() {
+    let daemon = Daemon::start();
+    let alice = create_user(&daemon, "alice@example.com");
+    create_group(&daemon, "Engineering", &[&alice]);
+    sync(&daemon);
+    let applied_before = info_lines(&daemon, "permission change applied");
+    let accepted_before = info_lines(&daemon, "permissions in force");
+
+    fs::write(
+        daemon.permissions_dir().join("engineering.toml"),
+        engineering_policy("viewer"),
+    )
+    .expect("write the permission file");
+
+    // The daemon logs "permissions in force" after it has applied and logged the change.
+    wait_until("the daemon accepts the new permissions", || {
+        info_lines(&daemon, "permissions in force") > accepted_before
+    });
+    assert_eq!(roles(&daemon, "alice@example.com"), ["viewer"]);
+    let applied = info_lines(&daemon, "permission change applied") - applied_before;
+    assert_eq!(applied, 1, "one permission change was logged {applied} times:\n{}", daemon.log());
 }

@@ -1,7 +1,7 @@
 //! Sync runs and audit events: the records kept in `SYNC_RUNS` and `AUDIT`, how a plan's
 //! changes become events, and the history queries.
 
-use redb::{ReadableTable, WriteTransaction};
+use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -117,6 +117,20 @@ pub struct Subject {
     pub id: String,
     pub name: String,
 }
+
+/// The kinds of audit event, as [`Change::kind`] names them.
+pub const EVENT_KINDS: [&str; 10] = [
+    "user_created",
+    "user_updated",
+    "user_deactivated",
+    "user_reactivated",
+    "group_created",
+    "group_updated",
+    "group_deleted",
+    "member_added",
+    "member_removed",
+    "access_changed",
+];
 
 /// One change as recorded in `AUDIT`; `run` is null for a permission change.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -303,4 +317,183 @@ pub fn run(store: &Store, id: u64) -> Result<Option<(SyncRun, Vec<AuditEvent>)>,
         }
     }
     Ok(Some((run, events)))
+}
+
+/// Maximum number of audit events that one call of [`events`] reads. With a filter that few
+/// events match, a page can hold fewer than `limit` events and still have a `next_before`.
+pub const EVENT_SCAN_LIMIT: usize = 10_000;
+
+/// Filters and page size of an audit event listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventFilter {
+    /// Maximum number of events on the page.
+    pub limit: usize,
+    /// Only events with a smaller id: the `next_before` of the previous page.
+    pub before: Option<u64>,
+    /// Only events of this kind, one of [`EVENT_KINDS`].
+    pub kind: Option<String>,
+    /// Only events about this user, given as an id or a `userName`.
+    pub user: Option<String>,
+}
+
+/// One page of audit events, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EventPage {
+    pub events: Vec<AuditEvent>,
+    /// The `before` value that continues with older events, or `None` when none are left.
+    pub next_before: Option<u64>,
+}
+
+/// The fields of a stored event that the filters compare, decoded without the values.
+#[derive(Deserialize)]
+struct EventHead {
+    kind: String,
+    subject: SubjectHead,
+}
+
+#[derive(Deserialize)]
+struct SubjectHead {
+    #[serde(rename = "type")]
+    kind: String,
+    id: String,
+}
+
+/// Lists audit events newest first, walking the `AUDIT` table backwards from `filter.before`.
+/// `user_id` replaces `filter.user` with the id it resolved to. The walk stops after
+/// `filter.limit` matches or after [`EVENT_SCAN_LIMIT`] events, whichever comes first, so
+/// the cost of a page does not grow with the history.
+pub fn events(
+    txn: &ReadTransaction,
+    filter: &EventFilter,
+    user_id: Option<&str>,
+) -> Result<EventPage, StoreError> {
+    let table = txn.open_table(AUDIT)?;
+    let range = match filter.before {
+        Some(before) => table.range(..before)?,
+        None => table.range::<u64>(..)?,
+    };
+    let filtered = filter.kind.is_some() || user_id.is_some();
+    let mut events = Vec::new();
+    let mut last_scanned = None;
+    for (scanned, entry) in range.rev().enumerate() {
+        if events.len() >= filter.limit || scanned >= EVENT_SCAN_LIMIT {
+            return Ok(EventPage {
+                events,
+                next_before: last_scanned,
+            });
+        }
+        let (key, bytes) = entry?;
+        last_scanned = Some(key.value());
+        if filtered {
+            let head: EventHead = model::decode(bytes.value())?;
+            let kind_matches = filter.kind.as_deref().is_none_or(|kind| head.kind == kind);
+            let user_matches =
+                user_id.is_none_or(|user| head.subject.kind == "user" && head.subject.id == user);
+            if !(kind_matches && user_matches) {
+                continue;
+            }
+        }
+        events.push(model::decode(bytes.value())?);
+    }
+    Ok(EventPage {
+        events,
+        next_before: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Opens a new store with one `user_reactivated` event for each user id in `users`, in
+    /// order, so event `n` is about `users[n - 1]`.
+    fn store_with_events(folder: &tempfile::TempDir, users: &[&str]) -> Store {
+        let store = Store::open(&folder.path().join("idpsync.redb")).unwrap();
+        let changes: Vec<Change> = users
+            .iter()
+            .map(|user| Change::UserReactivated {
+                id: user.to_string(),
+                user_name: format!("{user}@example.com"),
+            })
+            .collect();
+        let write = store
+            .writer()
+            .write(move |txn| write_events(txn, None, &changes));
+        futures::executor::block_on(write).unwrap();
+        store
+    }
+
+    fn filter(limit: usize, before: Option<u64>) -> EventFilter {
+        EventFilter {
+            limit,
+            before,
+            kind: None,
+            user: None,
+        }
+    }
+
+    fn ids(page: &EventPage) -> Vec<u64> {
+        page.events.iter().map(|event| event.id).collect()
+    }
+
+    #[test]
+    fn events_page_newest_first() {
+        let folder = tempfile::tempdir().unwrap();
+        let store = store_with_events(&folder, &["a", "b", "c", "d", "e"]);
+        let txn = store.read().unwrap();
+
+        let first = events(&txn, &filter(2, None), None).unwrap();
+        assert_eq!(ids(&first), [5, 4]);
+        assert_eq!(first.next_before, Some(4));
+        let second = events(&txn, &filter(2, first.next_before), None).unwrap();
+        assert_eq!(ids(&second), [3, 2]);
+        let last = events(&txn, &filter(2, second.next_before), None).unwrap();
+        assert_eq!(ids(&last), [1]);
+        assert_eq!(last.next_before, None);
+    }
+
+    #[test]
+    fn events_full_page_at_end_has_no_next() {
+        let folder = tempfile::tempdir().unwrap();
+        let store = store_with_events(&folder, &["a", "b"]);
+        let txn = store.read().unwrap();
+
+        let page = events(&txn, &filter(2, None), None).unwrap();
+        assert_eq!(ids(&page), [2, 1]);
+        assert_eq!(page.next_before, None);
+    }
+
+    #[test]
+    fn events_filter_by_kind_and_user() {
+        let folder = tempfile::tempdir().unwrap();
+        let store = store_with_events(&folder, &["a", "b", "a", "c"]);
+        let txn = store.read().unwrap();
+
+        let page = events(&txn, &filter(10, None), Some("a")).unwrap();
+        assert_eq!(ids(&page), [3, 1]);
+        let mut by_kind = filter(10, None);
+        by_kind.kind = Some("user_reactivated".to_string());
+        assert_eq!(ids(&events(&txn, &by_kind, None).unwrap()), [4, 3, 2, 1]);
+        by_kind.kind = Some("user_created".to_string());
+        assert_eq!(
+            ids(&events(&txn, &by_kind, None).unwrap()),
+            Vec::<u64>::new()
+        );
+    }
+
+    #[test]
+    fn events_scan_stops_at_scan_limit() {
+        let folder = tempfile::tempdir().unwrap();
+        let mut users = vec!["rare"];
+        users.extend(std::iter::repeat_n("common", EVENT_SCAN_LIMIT + 5));
+        let store = store_with_events(&folder, &users);
+        let txn = store.read().unwrap();
+
+        let first = events(&txn, &filter(10, None), Some("rare")).unwrap();
+        assert_eq!(ids(&first), Vec::<u64>::new());
+        assert_eq!(first.next_before, Some(7));
+        let second = events(&txn, &filter(10, first.next_before), Some("rare")).unwrap();
+        assert_eq!(ids(&second), [1]);
+        assert_eq!(second.next_before, None);
+    }
 }

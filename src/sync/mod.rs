@@ -31,7 +31,9 @@ use crate::store::{Store, StoreError};
 
 pub use access::PolicyReport;
 pub use export::ExportError;
-pub use history::{AuditEvent, Counts, Outcome, Subject, SyncRun, Trigger};
+pub use history::{
+    AuditEvent, Counts, EventFilter, EventPage, Outcome, Subject, SyncRun, Trigger, EVENT_KINDS,
+};
 pub use model::{GroupAttributes, OrgGroup, OrgUser, UserAttributes};
 pub use plan::{Change, DeactivationReason, Removals};
 pub use query::{AccessReport, GroupName, GroupSummary, Status, UserName, UserSummary};
@@ -579,6 +581,12 @@ impl Organization {
     /// Returns a run with its audit events.
     pub async fn run(&self, id: u64) -> Result<Option<(SyncRun, Vec<AuditEvent>)>, SyncError> {
         self.read(move |store, _| history::run(store, id)).await
+    }
+
+    /// Lists audit events newest first, those of permission changes included. Returns `None`
+    /// when `filter.user` names no organization user.
+    pub async fn events(&self, filter: EventFilter) -> Result<Option<EventPage>, SyncError> {
+        self.read(move |store, _| query::events(store, &filter)).await
     }
 }
 

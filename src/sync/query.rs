@@ -3,10 +3,10 @@
 
 use std::collections::BTreeSet;
 
-use redb::{ReadableTable, ReadableTableMetadata};
+use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata};
 use serde::Serialize;
 
-use super::history::{self, SyncRun};
+use super::history::{self, EventFilter, EventPage, SyncRun};
 use super::model::{self, OrgGroup, OrgUser};
 use crate::permissions::{AccessGrant, Policy};
 use crate::store::{
@@ -152,9 +152,8 @@ pub fn group_roles(policy: &Policy, group: &OrgGroup) -> Vec<String> {
     roles.into_iter().collect()
 }
 
-/// Reports a user's access; `user` is an id or a `userName` (case-insensitive).
-pub fn access(store: &Store, user: &str) -> Result<Option<AccessReport>, StoreError> {
-    let txn = store.read()?;
+/// Finds an organization user by id, or else by `userName` (case-insensitive).
+fn find_user(txn: &ReadTransaction, user: &str) -> Result<Option<OrgUser>, StoreError> {
     let users = txn.open_table(ORG_USERS)?;
     let mut record: Option<OrgUser> = model::get_record(&users, user)?;
     if record.is_none() {
@@ -166,7 +165,27 @@ pub fn access(store: &Store, user: &str) -> Result<Option<AccessReport>, StoreEr
             record = model::get_record(&users, &id)?;
         }
     }
-    let Some(record) = record else {
+    Ok(record)
+}
+
+/// Lists audit events newest first (see [`history::events`]). Returns `None` when
+/// `filter.user` names no organization user.
+pub fn events(store: &Store, filter: &EventFilter) -> Result<Option<EventPage>, StoreError> {
+    let txn = store.read()?;
+    let user_id = match &filter.user {
+        Some(user) => match find_user(&txn, user)? {
+            Some(record) => Some(record.id),
+            None => return Ok(None),
+        },
+        None => None,
+    };
+    history::events(&txn, filter, user_id.as_deref()).map(Some)
+}
+
+/// Reports a user's access; `user` is an id or a `userName` (case-insensitive).
+pub fn access(store: &Store, user: &str) -> Result<Option<AccessReport>, StoreError> {
+    let txn = store.read()?;
+    let Some(record) = find_user(&txn, user)? else {
         return Ok(None);
     };
 

@@ -318,6 +318,21 @@ impl Daemon {
             .expect("run the idpsync CLI")
     }
 
+    /// Runs the CLI like [`Daemon::cli`], but with stdout a pipe whose read end is already
+    /// closed, as a reader such as `head -1` leaves it after it exits.
+    pub fn cli_into_closed_pipe(&self, args: &[&str]) -> Output {
+        Command::new(BINARY)
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .env_remove("IDPSYNC_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(closed_pipe())
+            .stderr(Stdio::piped())
+            .output()
+            .expect("run the idpsync CLI")
+    }
+
     /// Creates a SCIM bearer token with `token create --json` and returns it.
     pub fn create_token(&self, name: &str) -> String {
         let output = self.cli(&["token", "create", "--name", name, "--json"]);
@@ -465,6 +480,34 @@ impl Daemon {
         parse_raw_response(&raw).ok_or_else(|| format!("{method} {request_target}: malformed response {:?}", String::from_utf8_lossy(&raw)))
     }
 
+    /// Sends one request to the control socket with `target` (path and query) written into the
+    /// request line exactly as given, and returns the status and the JSON body.
+    pub fn control(&self, method: &str, target: &str) -> (u16, Value) {
+        use std::io::{Read, Write};
+        let mut stream = std::os::unix::net::UnixStream::connect(self.socket_path())
+            .unwrap_or_else(|error| panic!("connect to the control socket: {error}"));
+        stream
+            .set_read_timeout(Some(REQUEST_TIMEOUT))
+            .expect("set a read timeout");
+        let request = format!(
+            "{method} {target} HTTP/1.1\r\nHost: idpsync\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+        );
+        stream
+            .write_all(request.as_bytes())
+            .unwrap_or_else(|error| panic!("{method} {target}: write failed ({error})"));
+        let mut raw = Vec::new();
+        stream
+            .read_to_end(&mut raw)
+            .unwrap_or_else(|error| panic!("{method} {target}: read failed ({error})"));
+        let response = parse_raw_response(&raw).unwrap_or_else(|| {
+            panic!("{method} {target}: malformed response {:?}", String::from_utf8_lossy(&raw))
+        });
+        let body = response.json().unwrap_or_else(|| {
+            panic!("{method} {target}: the body is not JSON: {}", response.text())
+        });
+        (response.status, body)
+    }
+
     /// Sends `signal` (for example `libc::SIGHUP`) to the daemon.
     pub fn signal(&self, signal: i32) {
         let pid = self.pid().expect("idpsync is not running");
@@ -555,6 +598,21 @@ impl Drop for Daemon {
             );
         }
         self.kill();
+    }
+}
+
+/// Returns the write end of a new pipe whose read end is closed, so every write to it fails
+/// with EPIPE.
+fn closed_pipe() -> File {
+    use std::os::fd::FromRawFd;
+    let mut ends = [0; 2];
+    // SAFETY: pipe(2) writes two new file descriptors into the array it is given.
+    let result = unsafe { libc::pipe(ends.as_mut_ptr()) };
+    assert_eq!(result, 0, "pipe failed: {}", std::io::Error::last_os_error());
+    // SAFETY: both descriptors were just created and nothing else owns them.
+    unsafe {
+        libc::close(ends[0]);
+        File::from_raw_fd(ends[1])
     }
 }
 
