@@ -88,7 +88,10 @@ pub async fn serve(listener: UnixListener, daemon: Arc<Daemon>, mut shutdown: wa
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
                 Err(error) => {
+                    // Out of file descriptors, for example: retrying at once would spin and
+                    // flood the log, so wait as the SCIM listener does.
                     tracing::warn!(%error, "control socket accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                     continue;
                 }
             },

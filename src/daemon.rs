@@ -42,6 +42,8 @@ pub enum DaemonError {
     Control { path: PathBuf, source: std::io::Error },
     #[error("{0}")]
     Schedule(String),
+    #[error("cannot install the signal handlers: {0}")]
+    Signals(std::io::Error),
 }
 
 /// Error of a sync request that did not run or did not apply.
@@ -459,6 +461,9 @@ fn token_view(record: &tokens::TokenRecord) -> Value {
 
 /// Runs the daemon until SIGTERM or SIGINT.
 pub async fn run(config: Config) -> Result<(), DaemonError> {
+    // Installed first: a SIGTERM during start-up waits in the queue and then stops the daemon
+    // cleanly, instead of killing it with the default action.
+    let signals = Signals::new([SIGHUP, SIGTERM, SIGINT]).map_err(DaemonError::Signals)?;
     let store = Store::open(&config.store.path)?;
     let verifier = TokenVerifier::new();
     verifier.load(&tokens::list(&store.read()?).unwrap_or_default());
@@ -512,7 +517,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         });
     }
 
-    wait_for_signals(&daemon).await;
+    wait_for_signals(&daemon, signals).await;
 
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     tracing::info!("shutting down");
@@ -532,14 +537,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
 
 
 /// Returns on SIGTERM or SIGINT; SIGHUP reloads and then syncs.
-async fn wait_for_signals(daemon: &Arc<Daemon>) {
-    let mut signals = match Signals::new([SIGHUP, SIGTERM, SIGINT]) {
-        Ok(signals) => signals,
-        Err(error) => {
-            tracing::error!(%error, "cannot install signal handlers");
-            return;
-        }
-    };
+async fn wait_for_signals(daemon: &Arc<Daemon>, mut signals: Signals) {
     while let Some(signal) = signals.next().await {
         if signal == SIGHUP {
             tracing::info!("SIGHUP: reloading, then syncing");

@@ -204,14 +204,12 @@ pub(super) fn print_status(body: &Value) {
     out!("idpsync {} (pid {}), serving {}", text("/version"), text("/pid"), text("/scim_url"));
     print_field("started", &text("/started"));
     print_field("next sync", &format!("{} ({})", text("/schedule/next_run"), text("/schedule/expression")));
-    let loaded = if body.pointer("/permissions/loaded") == Some(&Value::Bool(false)) {
-        " (no valid files have loaded yet, so syncs wait)"
-    } else {
-        ""
-    };
+    let never_loaded = body.pointer("/permissions/loaded") == Some(&Value::Bool(false));
+    let loaded = if never_loaded { " (no valid files have loaded yet, so syncs wait)" } else { "" };
     print_field("permissions", &format!("{}{loaded}", text("/permissions/dir")));
     if let Some(error) = body.pointer("/permissions/error").and_then(Value::as_str) {
-        out!("  invalid, the previous permissions stay in force:\n  {}", error.replace('\n', "\n  "));
+        let consequence = if never_loaded { "no permissions are in force" } else { "the previous permissions stay in force" };
+        out!("  invalid, {consequence}:\n  {}", error.replace('\n', "\n  "));
     }
     match body.get("organization").filter(|value| !value.is_null()) {
         Some(organization) => print_organization(organization),
