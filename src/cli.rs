@@ -278,7 +278,7 @@ pub fn main() -> ExitCode {
 
 /// Loads the config file. When it does not exist, the error message names `--config` and
 /// `IDPSYNC_CONFIG`.
-fn load_config(path: &PathBuf) -> Result<Config, Failure> {
+fn load_config(path: &std::path::Path) -> Result<Config, Failure> {
     Config::load(path).map_err(|error| {
         let missing = matches!(&error, ConfigError::Read { source, .. } if source.kind() == std::io::ErrorKind::NotFound);
         if !missing {
@@ -417,7 +417,7 @@ fn print_value(body: &Value, output: Output, table: fn(&Value)) {
     }
 }
 
-fn config_check(path: &PathBuf, output: Output) -> Result<(), Failure> {
+fn config_check(path: &std::path::Path, output: Output) -> Result<(), Failure> {
     let config = load_config(path)?;
     let permissions = crate::permissions::load_dir(&config.permissions.dir);
     let report = match &permissions {

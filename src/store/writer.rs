@@ -37,8 +37,12 @@ impl JobError for StoreError {
 /// Called with the commit's outcome: `Ok` once the job's writes are durable.
 type Completion = Box<dyn FnOnce(Result<(), String>) + Send>;
 
+/// A queued write: runs in the batch's transaction and returns whether it aborts the batch,
+/// and the completion to call with the commit's outcome.
+type Job = Box<dyn FnOnce(&WriteTransaction) -> (bool, Completion) + Send>;
+
 enum Message {
-    Job(Box<dyn FnOnce(&WriteTransaction) -> (bool, Completion) + Send>),
+    Job(Job),
     Stop(oneshot::Sender<()>),
 }
 
@@ -196,7 +200,7 @@ enum BatchOutcome {
 }
 
 /// Runs a batch in one transaction.
-fn commit_batch(db: &Database, batch: Vec<Box<dyn FnOnce(&WriteTransaction) -> (bool, Completion) + Send>>) -> BatchOutcome {
+fn commit_batch(db: &Database, batch: Vec<Job>) -> BatchOutcome {
     let txn = match db.begin_write() {
         Ok(txn) => txn,
         Err(error) => {

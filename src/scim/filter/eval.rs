@@ -414,7 +414,7 @@ fn validate_compare(
         format!("operator \"{op}\" on \"{path}\" needs a string, number or dateTime value, found {value}")
     } else if op.is_substring() && !value.is_string() {
         format!("operator \"{op}\" on \"{path}\" needs a string value, found {value}")
-    } else if ty == Some(AttrType::DateTime) && !value.is_null() && !value.as_str().is_some_and(|text| parse_date_time(text).is_some()) {
+    } else if ty == Some(AttrType::DateTime) && !value.is_null() && value.as_str().and_then(parse_date_time).is_none() {
         format!("\"{path}\" is a dateTime attribute, so compare it with an RFC 3339 date-time such as \"2026-01-31T12:00:00Z\", not {value}")
     } else {
         return Ok(());
