@@ -151,6 +151,19 @@ fn malformed_json_is_400_and_stores_nothing() {
 }
 
 #[test]
+fn body_with_byte_order_mark_is_accepted() {
+    let daemon = Daemon::start();
+    let headers = vec![
+        ("Authorization".to_string(), format!("Bearer {}", daemon.token())),
+        ("Content-Type".to_string(), "application/scim+json; charset=utf-8".to_string()),
+    ];
+    let mut body = b"\xEF\xBB\xBF".to_vec();
+    body.extend(serde_json::to_vec(&user("bom@example.com")).unwrap());
+    let response = daemon.send("POST", "/Users", &headers, Some(body)).unwrap();
+    assert_eq!(response.status, 201, "{}", response.text());
+}
+
+#[test]
 fn nul_character_is_400_and_stores_nothing() {
     let daemon = Daemon::start();
     let mut body = user("ada@example.org");

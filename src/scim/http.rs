@@ -295,6 +295,9 @@ fn parse_json(body: &Bytes) -> Result<Value, ScimError> {
     if body.is_empty() {
         return Err(ScimError::invalid_syntax("the request body is empty; send a JSON object"));
     }
+    // Some Windows clients start UTF-8 bodies with a byte order mark, which JSON (RFC 8259
+    // section 8.1) lets a parser ignore.
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
     // serde_json's message ends with "at line L column C".
     let value: Value = serde_json::from_slice(body)
         .map_err(|error| ScimError::invalid_syntax(format!("the request body is not valid JSON: {error}")))?;
