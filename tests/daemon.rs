@@ -593,3 +593,18 @@ fn sort_by_group_display_orders_users() {
     assert_eq!(order("ascending"), ["second@example.org", "first@example.org"]);
     assert_eq!(order("descending"), ["first@example.org", "second@example.org"]);
 }
+
+#[test]
+fn endpoint_names_match_any_case() {
+    let daemon = Daemon::start();
+    let id = create(&daemon, "/users", &user("case@example.org"));
+    assert_eq!(daemon.scim("GET", &format!("/USERS/{id}"), None).status, 200);
+    assert_eq!(daemon.scim("GET", "/groups", None).status, 200);
+    assert_eq!(daemon.scim("GET", "/serviceproviderconfig", None).status, 200);
+    let search = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"]});
+    let response = daemon.scim("POST", "/Users/.SEARCH", Some(&search));
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(response.json().unwrap()["totalResults"], 1);
+    // Ids keep their case.
+    assert_eq!(daemon.scim("GET", &format!("/Users/{}", id.to_uppercase()), None).status, 404);
+}

@@ -136,7 +136,12 @@ fn route_label(route: &Route) -> &'static str {
 fn parse_route(path: &str) -> Result<Route, ScimError> {
     let not_found = || ScimError::not_found(format!("no SCIM endpoint at {path}; the base URL is {SCIM_PREFIX}"));
     let rest = path.strip_prefix(SCIM_PREFIX).ok_or_else(not_found)?;
-    let segments: Vec<&str> = rest.split('/').filter(|segment| !segment.is_empty()).collect();
+    let mut segments: Vec<&str> = rest.split('/').filter(|segment| !segment.is_empty()).collect();
+    // Endpoint names match in any case (`/users` as well as `/Users`), because several SCIM
+    // clients build them that way; ids and schema URNs keep their case.
+    if let Some(first) = segments.first_mut() {
+        *first = canonical_endpoint(first);
+    }
     let kind = |name: &str| match name {
         "Users" => Some(ResourceKind::User),
         "Groups" => Some(ResourceKind::Group),
@@ -158,10 +163,18 @@ fn parse_route(path: &str) -> Result<Route, ScimError> {
         ["Schemas"] => Ok(Route::Schemas(None)),
         ["Schemas", urn] => Ok(Route::Schemas(Some(decoded(urn)))),
         [name] => kind(name).map(Route::Resources).ok_or_else(not_found),
-        [name, ".search"] => kind(name).map(|kind| Route::Search(Some(kind))).ok_or_else(not_found),
+        [name, search] if search.eq_ignore_ascii_case(".search") => {
+            kind(name).map(|kind| Route::Search(Some(kind))).ok_or_else(not_found)
+        }
         [name, id] => kind(name).map(|kind| Route::Resource(kind, decoded(id))).ok_or_else(not_found),
         _ => Err(not_found()),
     }
+}
+
+/// Returns the RFC 7644 spelling of an endpoint name given in any case, or the name as sent.
+fn canonical_endpoint(name: &str) -> &str {
+    const ENDPOINTS: [&str; 8] = ["Users", "Groups", ".search", "ServiceProviderConfig", "ResourceTypes", "Schemas", "Bulk", "Me"];
+    ENDPOINTS.into_iter().find(|endpoint| endpoint.eq_ignore_ascii_case(name)).unwrap_or(name)
 }
 
 fn unauthorized(detail: &str) -> ScimError {
