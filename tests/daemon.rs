@@ -608,3 +608,26 @@ fn endpoint_names_match_any_case() {
     // Ids keep their case.
     assert_eq!(daemon.scim("GET", &format!("/Users/{}", id.to_uppercase()), None).status, 404);
 }
+
+#[test]
+fn user_version_follows_group_membership() {
+    let daemon = Daemon::start();
+    let id = create(&daemon, "/Users", &user("member@example.org"));
+    let before = daemon.scim("GET", &format!("/Users/{id}"), None);
+    let version = before.header("etag").expect("GET carries an ETag");
+    let group = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+        "displayName": "Readers",
+        "members": [{"value": id}]
+    });
+    create(&daemon, "/Groups", &group);
+
+    let headers = vec![
+        ("Authorization".to_string(), format!("Bearer {}", daemon.token())),
+        ("If-None-Match".to_string(), version.clone()),
+    ];
+    let after = daemon.send("GET", &format!("/Users/{id}"), &headers, None).unwrap();
+    assert_eq!(after.status, 200, "a cached copy without the new group was kept");
+    assert_ne!(after.header("etag"), Some(version));
+    assert_eq!(after.json().unwrap()["groups"][0]["display"], "Readers");
+}

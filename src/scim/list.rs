@@ -92,15 +92,6 @@ impl ListQuery {
     }
 }
 
-/// Whether a filter refers to an attribute that lives outside the stored document.
-fn mentions(filter: &Filter, name: &str) -> bool {
-    match filter {
-        Filter::Present(path) | Filter::Compare { path, .. } => path.name.eq_ignore_ascii_case(name),
-        Filter::ValuePath { path, .. } => path.name.eq_ignore_ascii_case(name),
-        Filter::And(terms) | Filter::Or(terms) => terms.iter().any(|term| mentions(term, name)),
-        Filter::Not(inner) => mentions(inner, name),
-    }
-}
 
 fn computed_attribute(kind: ResourceKind) -> &'static str {
     match kind {
@@ -216,9 +207,9 @@ fn collect_matches(
 ) -> Result<(), ScimError> {
     let computed = computed_attribute(kind);
     let sorts_by = |name: &str| query.sort_by.as_ref().is_some_and(|path| path.name.eq_ignore_ascii_case(name));
-    let filter_needs_computed = query.filter.as_ref().is_some_and(|filter| mentions(filter, computed));
+    let filter_needs_computed = query.filter.as_ref().is_some_and(|filter| filter::mentions_attribute(filter, computed));
     let sort_needs_computed = sorts_by(computed);
-    let needs_location = query.filter.as_ref().is_some_and(|filter| mentions(filter, "meta")) || sorts_by("meta");
+    let needs_location = query.filter.as_ref().is_some_and(|filter| filter::mentions_attribute(filter, "meta")) || sorts_by("meta");
     let mut consider = |mut doc: Map<String, Value>| -> Result<(), ScimError> {
         if needs_location {
             add_location(kind, &mut doc, base_url);

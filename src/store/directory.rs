@@ -267,14 +267,16 @@ fn write_doc(
     mark_dirty(txn, &dirty_key(kind, id))
 }
 
-/// Bumps a group's version after a membership change; its document is small because members
-/// live in their own tables, so this costs the same for any group size.
-fn touch_group(txn: &WriteTransaction, group_id: &str) -> Result<(), ScimError> {
-    let mut groups = txn.open_table(GROUPS)?;
-    let Some(mut doc) = get_doc(&groups, group_id)? else { return Ok(()) };
+/// Bumps a resource's version and `lastModified` when something outside its document changed:
+/// a group's members, or the groups a user belongs to (its `groups` attribute). Documents stay
+/// small because memberships live in their own tables, so this costs the same for any group
+/// size. A missing resource is skipped.
+fn touch(txn: &WriteTransaction, kind: ResourceKind, id: &str) -> Result<(), ScimError> {
+    let mut resources = txn.open_table(table(kind))?;
+    let Some(mut doc) = get_doc(&resources, id)? else { return Ok(()) };
     let previous = doc.clone();
-    set_meta(ResourceKind::Group, &mut doc, Some(&previous));
-    groups.insert(group_id, encode(&doc).as_slice())?;
+    set_meta(kind, &mut doc, Some(&previous));
+    resources.insert(id, encode(&doc).as_slice())?;
     Ok(())
 }
 
@@ -342,6 +344,11 @@ impl<'a> StagedMembers<'a> {
         for member in removed.iter().chain(self.added.iter()) {
             mark_dirty(self.txn, &member_key(&self.group_id, member))?;
         }
+        // A user's `groups` changed, so its ETag must too; an id in both sets kept its
+        // membership.
+        for member in removed.symmetric_difference(&self.added) {
+            touch(self.txn, ResourceKind::User, member)?;
+        }
         Ok(())
     }
 }
@@ -389,6 +396,15 @@ impl MemberSet for StagedMembers<'_> {
         self.added.clear();
         self.removed.clear();
         Ok(())
+    }
+
+    fn display(&mut self, id: &str) -> Result<Option<String>, ScimError> {
+        let text = |doc: &Map<String, Value>, name: &str| doc.get(name).and_then(Value::as_str).map(str::to_string);
+        if let Some(user) = get_doc(&self.txn.open_table(USERS)?, id)? {
+            return Ok(text(&user, "displayName").or_else(|| text(&user, "userName")));
+        }
+        let group = get_doc(&self.txn.open_table(GROUPS)?, id)?;
+        Ok(group.and_then(|group| text(&group, "displayName")))
     }
 
     fn list(&mut self) -> Result<Vec<Value>, ScimError> {
@@ -522,7 +538,7 @@ pub fn delete(txn: &WriteTransaction, kind: ResourceKind, id: &str, if_match: Op
         let mut staged = StagedMembers::new(txn, group);
         staged.remove(id)?;
         staged.commit()?;
-        touch_group(txn, group)?;
+        touch(txn, ResourceKind::Group, group)?;
     }
 
     // A deleted group loses its own members.

@@ -25,6 +25,17 @@ pub use parse::{parse_filter, parse_patch_path};
 /// bounds the stack a filter uses (`parse_longest_chain_on_small_stack` checks it).
 pub const MAX_FILTER_LENGTH: usize = 16 * 1024;
 
+/// Whether a filter compares or tests the top-level attribute `name` anywhere (any case).
+pub fn mentions_attribute(filter: &Filter, name: &str) -> bool {
+    match filter {
+        Filter::Present(path) | Filter::Compare { path, .. } | Filter::ValuePath { path, .. } => {
+            path.name.eq_ignore_ascii_case(name)
+        }
+        Filter::And(terms) | Filter::Or(terms) => terms.iter().any(|term| mentions_attribute(term, name)),
+        Filter::Not(inner) => mentions_attribute(inner, name),
+    }
+}
+
 /// Maximum nesting depth. Brackets, `not` and value paths each add one level.
 pub const MAX_FILTER_DEPTH: usize = 32;
 

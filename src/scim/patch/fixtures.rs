@@ -49,6 +49,10 @@ impl MemberSet for Members {
         Ok(())
     }
 
+    fn display(&mut self, id: &str) -> Result<Option<String>, ScimError> {
+        Ok(self.0.contains(id).then(|| format!("Member {id}")))
+    }
+
     fn list(&mut self) -> Result<Vec<Value>, ScimError> {
         let type_of = |id: &str| if id.starts_with('g') { "Group" } else { "User" };
         Ok(self

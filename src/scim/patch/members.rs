@@ -37,6 +37,10 @@ impl Patcher<'_> {
             }
             (PatchOpKind::Replace, Some(filter)) => {
                 let matched = self.matching_members(attr, filter)?;
+                if matched.is_empty() {
+                    // RFC 7644 section 3.5.2.3: a replace whose value filter matches nothing fails.
+                    return Err(ScimError::no_target(format!("no member matches the filter in path \"{attr}[{filter}]\"")));
+                }
                 self.remove_members(&matched)?;
                 self.add_members(&ids)
             }
@@ -61,20 +65,36 @@ impl Patcher<'_> {
             .try_for_each(|id| self.members.remove(id).map(drop))
     }
 
-    /// Member ids a filter selects. `value eq "id"` (or several joined by `or`) needs no member
-    /// list, so a one-member change costs the same in a group of any size.
+    /// Ids of the current members a filter selects. `value eq "id"` or `$ref eq "URL"` (or
+    /// several joined by `or`) needs no member list, so a one-member change costs the same in a
+    /// group of any size.
     fn matching_members(
         &mut self,
         attr: &AttrPath,
         filter: &Filter,
     ) -> Result<Vec<String>, ScimError> {
-        if let Some(ids) = value_eq_ids(filter) {
-            return Ok(ids);
+        let filter = refs_as_values(filter);
+        if let Some(ids) = value_eq_ids(&filter) {
+            let mut members = Vec::with_capacity(ids.len());
+            for id in ids {
+                if self.members.contains(&id)? {
+                    members.push(id);
+                }
+            }
+            return Ok(members);
         }
-        let listed = self.members.list()?;
+        let mut listed = self.members.list()?;
+        if filter::mentions_attribute(&filter, "display") {
+            for member in &mut listed {
+                let id = member.get("value").and_then(Value::as_str).unwrap_or_default().to_string();
+                if let (Some(display), Value::Object(map)) = (self.members.display(&id)?, member) {
+                    map.insert("display".to_string(), Value::from(display));
+                }
+            }
+        }
         let ids = listed
             .iter()
-            .filter(|member| filter::matches_element(filter, self.kind, attr, member))
+            .filter(|member| filter::matches_element(&filter, self.kind, attr, member))
             .filter_map(|member| member.get("value").and_then(Value::as_str))
             .map(str::to_string)
             .collect();
@@ -94,12 +114,35 @@ fn value_eq_ids(filter: &Filter) -> Option<Vec<String>> {
                 op: CompareOp::Eq,
                 value: Value::String(id),
             } if is_plain(path) && path.name.eq_ignore_ascii_case("value") => {
-                ids.push(id.clone());
+                // Member ids are lowercase UUIDs, and `members.value` is not case-exact.
+                ids.push(id.to_ascii_lowercase());
             }
             _ => return None,
         }
     }
     Some(ids)
+}
+
+/// Rewrites `$ref eq "https://.../Users/ID"` as `value eq "ID"`. A member's `$ref` ends with its
+/// id whatever the host, so this also matches references built from another base URL (an IdP
+/// behind a proxy, for example).
+fn refs_as_values(filter: &Filter) -> Filter {
+    match filter {
+        Filter::Compare { path, op: CompareOp::Eq, value: Value::String(reference) }
+            if is_plain(path) && path.name.eq_ignore_ascii_case("$ref") =>
+        {
+            let id = reference.trim_end_matches('/').rsplit('/').next().unwrap_or_default();
+            Filter::Compare {
+                path: AttrPath { urn: None, name: "value".to_string(), sub_attr: None },
+                op: CompareOp::Eq,
+                value: Value::from(id),
+            }
+        }
+        Filter::And(terms) => Filter::And(terms.iter().map(refs_as_values).collect()),
+        Filter::Or(terms) => Filter::Or(terms.iter().map(refs_as_values).collect()),
+        Filter::Not(inner) => Filter::Not(Box::new(refs_as_values(inner))),
+        other => other.clone(),
+    }
 }
 
 #[cfg(test)]
@@ -140,6 +183,41 @@ mod tests {
         )
         .unwrap();
         assert_eq!(members.ids(), ["u2"]);
+    }
+
+    #[test]
+    fn remove_member_by_upper_case_id() {
+        let mut members = Members::of(&["u1", "u2"]);
+        patch_group(&mut members, json!([{"op": "remove", "path": "members[value eq \"U1\"]"}])).unwrap();
+        assert_eq!(members.ids(), ["u2"]);
+        patch_group(&mut members, json!([{"op": "remove", "path": "members", "value": [{"value": "U2"}]}])).unwrap();
+        assert!(members.ids().is_empty());
+    }
+
+    #[test]
+    fn remove_member_by_ref_of_any_host() {
+        let mut members = Members::of(&["u1", "u2"]);
+        let path = "members[$ref eq \"https://proxy.example.org/scim/v2/Users/u1\"]";
+        patch_group(&mut members, json!([{"op": "remove", "path": path}])).unwrap();
+        assert_eq!(members.ids(), ["u2"]);
+    }
+
+    #[test]
+    fn remove_member_by_display() {
+        let mut members = Members::of(&["u1", "u2"]);
+        let path = "members[display eq \"member U2\"]";
+        patch_group(&mut members, json!([{"op": "remove", "path": path}])).unwrap();
+        assert_eq!(members.ids(), ["u1"]);
+    }
+
+    #[test]
+    fn replace_through_unmatched_filter_is_no_target() {
+        let mut members = Members::of(&["u1"]);
+        let result = patch_group(&mut members, json!([
+            {"op": "replace", "path": "members[value eq \"u9\"]", "value": [{"value": "u2"}]},
+        ]));
+        assert_error(result, ScimType::NoTarget, "u9");
+        assert_eq!(members.ids(), ["u1"]);
     }
 
     #[test]

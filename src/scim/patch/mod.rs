@@ -42,6 +42,9 @@ pub trait MemberSet {
     /// Lists every member as a JSON object `{"value", "type", "$ref"?}` (used only for member filters
     /// other than `value eq`).
     fn list(&mut self) -> Result<Vec<Value>, ScimError>;
+    /// Returns a member's `display`: the user's or group's `displayName`, or a user's
+    /// `userName` when it has none. Read only for filters on `display`.
+    fn display(&mut self, id: &str) -> Result<Option<String>, ScimError>;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -270,7 +270,9 @@ fn member_id(item: &Value) -> Result<String, ScimError> {
         _ => None,
     };
     match id {
-        Some(id) if !id.trim().is_empty() => Ok(id.to_string()),
+        // Ids here are lowercase UUIDs and `members.value` is not case-exact (RFC 7643
+        // section 8.7.1), so a member given in upper case names the same resource.
+        Some(id) if !id.trim().is_empty() => Ok(id.trim().to_ascii_lowercase()),
         _ => Err(ScimError::invalid_value(
             "each element of 'members' must be an object with a non-empty string 'value'",
         )),
