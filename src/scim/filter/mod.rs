@@ -19,13 +19,13 @@ use super::error::ScimError;
 pub use eval::{compare_for_sort, get_ignore_case, indexed_eq, matches, matches_element, validate};
 pub use parse::{parse_filter, parse_patch_path};
 
-/// Maximum length of a filter or PATCH path, in bytes. A PATCH that removes members by
-/// `members[value eq "ID" or value eq "ID" ...]` names about 300 UUIDs within it. `and` and
-/// `or` chains nest one level per term, and evaluation recurses once per level, so this length
-/// bounds the stack a filter uses (`parse_longest_chain_on_small_stack` checks it).
+/// Maximum length of a filter or PATCH path, in bytes, which bounds the work and memory one
+/// filter costs. A PATCH that removes members by `members[value eq "ID" or value eq "ID" ...]`
+/// names about 300 UUIDs within it. The stack a filter uses follows its nesting depth, not its
+/// length (`parse_longest_chain_on_small_stack` checks the longest chain).
 pub const MAX_FILTER_LENGTH: usize = 16 * 1024;
 
-/// Whether a filter compares or tests the top-level attribute `name` anywhere (any case).
+/// Reports whether a filter compares or tests the top-level attribute `name` anywhere (any case).
 pub fn mentions_attribute(filter: &Filter, name: &str) -> bool {
     match filter {
         Filter::Present(path) | Filter::Compare { path, .. } | Filter::ValuePath { path, .. } => {
