@@ -394,7 +394,11 @@ dir = "permissions"
 
         let text = format!("{MINIMAL}[sync]\nschedule = \"0 0 3 * *\"\n");
         let error = Config::parse(Path::new("/x/idpsync.toml"), &text).unwrap_err();
-        assert!(error.to_string().contains("seconds can not be omitted"), "{error}");
+        assert!(error.to_string().contains("it has 5 field(s), and six are needed"), "{error}");
+
+        let text = format!("{MINIMAL}[sync]\nschedule = \"0 0 25 * * *\"\n");
+        let error = Config::parse(Path::new("/x/idpsync.toml"), &text).unwrap_err();
+        assert!(error.to_string().contains("sync.schedule"), "{error}");
     }
 
     #[test]

@@ -83,6 +83,8 @@ pub struct Daemon {
     permission_watcher: Mutex<Option<permissions::PermissionWatcher>>,
     /// The daemon itself, for callbacks (the permission watcher) that must not keep it alive.
     this: Weak<Daemon>,
+    /// The config the daemon started with: the source of the keys that need a restart.
+    started_with: Arc<Config>,
     started: String,
 }
 
@@ -114,7 +116,20 @@ impl Daemon {
     /// gives None, so the last valid policy stays in force.
     async fn load_permissions(&self) -> Option<Policy> {
         let dir = self.config().permissions.dir.clone();
-        match tokio::task::spawn_blocking(move || permissions::load_dir(&dir)).await {
+        let in_force = self.organization.policy().files().len();
+        let folder = dir.clone();
+        match tokio::task::spawn_blocking(move || permissions::load_dir(&folder)).await {
+            Ok(Ok(policy)) if policy.files().is_empty() && in_force > 0 => {
+                // A wrong folder or a deleted checkout must not strip everyone's access.
+                let text = format!(
+                    "{} holds no *.toml permission files, so the {in_force} file(s) loaded before stay in force; \
+                     to remove every grant on purpose, keep one file without [[grants]]",
+                    dir.display()
+                );
+                tracing::warn!(dir = %dir.display(), "{text}");
+                *self.permission_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(text);
+                None
+            }
             Ok(Ok(policy)) => Some(policy),
             Ok(Err(errors)) => {
                 let text = errors.to_string();
@@ -371,16 +386,24 @@ impl Daemon {
         outcome
     }
 
-    async fn apply_config(&self, new: Config, outcome: &mut ReloadOutcome) {
+    async fn apply_config(&self, mut new: Config, outcome: &mut ReloadOutcome) {
         let old = self.config();
+        // Compared with the values the daemon runs with, which only a restart changes.
+        let running = &self.started_with;
         let restart_only = [
-            ("server.listen", new.server.listen != old.server.listen),
-            ("server.max_connections", new.server.max_connections != old.server.max_connections),
-            ("store.path", new.store.path != old.store.path),
-            ("control.socket", new.control.socket != old.control.socket),
-            ("log.format", new.log.format != old.log.format),
+            ("server.listen", new.server.listen != running.server.listen),
+            ("server.max_connections", new.server.max_connections != running.server.max_connections),
+            ("store.path", new.store.path != running.store.path),
+            ("control.socket", new.control.socket != running.control.socket),
+            ("log.format", new.log.format != running.log.format),
         ];
         outcome.restart_required = restart_only.iter().filter(|(_, changed)| *changed).map(|(key, _)| *key).collect();
+        // Until the restart, `status` and everything else report the running values.
+        new.server.listen = running.server.listen;
+        new.server.max_connections = running.server.max_connections;
+        new.store.path = running.store.path.clone();
+        new.control.socket = running.control.socket.clone();
+        new.log.format = running.log.format;
         if !outcome.restart_required.is_empty() {
             tracing::warn!(keys = %outcome.restart_required.join(", "), "changed config keys take effect after a restart");
         }
@@ -494,6 +517,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         schedule: tokio::sync::Mutex::new(None),
         permission_watcher: Mutex::new(None),
         this: this.clone(),
+        started_with: Arc::new(config.clone()),
         started: crate::store::now_rfc3339(),
     });
     daemon.reload_permissions().await;

@@ -12,7 +12,11 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// Counts one SCIM request. Methods outside HTTP's standard set count as `other`, so a
+    /// client cannot add a label value per request.
     pub fn record_request(&self, resource: &'static str, method: &str, status: u16) {
+        const METHODS: [&str; 8] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"];
+        let method = METHODS.into_iter().find(|known| *known == method).unwrap_or("other");
         if let Ok(mut requests) = self.requests.lock() {
             *requests.entry((resource, method.to_string(), status)).or_default() += 1;
         }
@@ -66,8 +70,12 @@ mod tests {
         metrics.record_request("Users", "GET", 200);
         metrics.record_request("Users", "GET", 200);
         metrics.record_sync("succeeded", 0.5);
+        metrics.record_request("health", "ZZ1", 405);
+        metrics.record_request("health", "ZZ2", 405);
         let text = metrics.render(4096);
         assert!(text.contains("idpsync_scim_requests_total{resource=\"Users\",method=\"GET\",status=\"200\"} 2"));
+        assert!(text.contains("idpsync_scim_requests_total{resource=\"health\",method=\"other\",status=\"405\"} 2"), "{text}");
+        assert!(!text.contains("ZZ1"));
         assert!(text.contains("idpsync_sync_runs_total{outcome=\"succeeded\"} 1"));
         assert!(text.contains("idpsync_store_size_bytes 4096"));
     }

@@ -9,6 +9,10 @@ use uuid::Uuid;
 /// Checks a cron expression with the scheduler's own parser. croner is asked first, with the
 /// options tokio-cron-scheduler 0.13 sets, because the scheduler's error names no cause.
 pub fn parse_schedule(expression: &str) -> Result<(), String> {
+    let fields = expression.split_whitespace().count();
+    if fields != 6 {
+        return Err(format!("it has {fields} field(s), and six are needed"));
+    }
     croner::Cron::new(expression)
         .with_seconds_required()
         .with_dom_and_dow()

@@ -425,6 +425,24 @@ fn reload_moves_permission_watch_to_new_folder() {
 }
 
 #[test]
+fn emptied_permission_folder_keeps_last_valid() {
+    let daemon = Daemon::start();
+    let alice = create_user(&daemon, "alice@example.com");
+    create_group(&daemon, "Engineering", &[&alice]);
+    sync(&daemon);
+    let file = daemon.permissions_dir().join("engineering.toml");
+    fs::write(&file, engineering_policy("viewer")).expect("write the permission file");
+    wait_until("alice has the viewer role", || {
+        roles(&daemon, "alice@example.com") == ["viewer"]
+    });
+
+    fs::remove_file(&file).expect("remove the permission file");
+    let error = wait_for("status reports the empty folder", WAIT, || permission_error(&daemon));
+    assert!(error.contains("holds no *.toml permission files"), "{error}");
+    assert_eq!(roles(&daemon, "alice@example.com"), ["viewer"]);
+}
+
+#[test]
 fn invalid_permission_file_keeps_last_valid() {
     let daemon = Daemon::start();
     let alice = create_user(&daemon, "alice@example.com");

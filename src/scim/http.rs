@@ -218,14 +218,34 @@ fn check_accept(headers: &HeaderMap) -> Result<(), ScimError> {
     }
 }
 
+/// Query parameters of RFC 7644 section 3.4.2 that a request may give once.
+const SINGLE_PARAMETERS: [&str; 7] = ["filter", "startIndex", "count", "sortBy", "sortOrder", "attributes", "excludedAttributes"];
+
 async fn read_call(state: &AppState, request: Request<IncomingBody>) -> Result<Call, ScimError> {
     let (parts, body) = request.into_parts();
-    let query = parts
+    let query: Vec<(String, String)> = parts
         .uri
         .query()
         .map(|query| form_urlencoded::parse(query.as_bytes()).into_owned().collect())
         .unwrap_or_default();
+    for name in SINGLE_PARAMETERS {
+        if query.iter().filter(|(key, _)| key.eq_ignore_ascii_case(name)).count() > 1 {
+            return Err(ScimError::invalid_value(format!("query parameter {name} is given more than once; send it once")));
+        }
+    }
     let limit = state.config.load().server.max_body_bytes;
+    let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|value| value.to_str().ok()?.trim().parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        // Answered before the body is read, so a client that sent `Expect: 100-continue`
+        // does not upload it.
+        return Err(ScimError::new(413, None, format!("request body is larger than the limit of {limit} bytes")));
+    }
+    if let Some(encoding) = parts.headers.get(header::CONTENT_ENCODING) {
+        let encoding = encoding.to_str().unwrap_or("").trim();
+        if !encoding.is_empty() && !encoding.eq_ignore_ascii_case("identity") {
+            return Err(ScimError::new(415, None, format!("Content-Encoding {encoding:?} is not supported; send the body uncompressed")));
+        }
+    }
     let Ok(collected) = tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, limit).collect()).await else {
         return Err(ScimError::new(
             408,

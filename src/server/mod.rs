@@ -53,10 +53,7 @@ pub async fn serve(
 ) {
     let acceptor = TlsAcceptor::from(tls);
     let graceful = GracefulShutdown::new();
-    let (max_connections, drain) = {
-        let config = state.config.load();
-        (config.server.max_connections, Duration::from_secs(config.server.shutdown_timeout_secs))
-    };
+    let max_connections = state.config.load().server.max_connections;
     let slots = Arc::new(Semaphore::new(max_connections));
     loop {
         let permit = tokio::select! {
@@ -111,6 +108,8 @@ pub async fn serve(
         });
     }
     drop(listener);
+    // Read now, so a value changed by a reload applies.
+    let drain = Duration::from_secs(state.config.load().server.shutdown_timeout_secs);
     tracing::info!("stopped accepting SCIM connections; draining in-flight requests");
     if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
         tracing::warn!(seconds = drain.as_secs(), "in-flight requests did not finish in time; closing them");

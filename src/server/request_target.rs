@@ -213,10 +213,12 @@ fn repair_request_line(content: &[u8]) -> Option<Vec<u8>> {
     Some(repaired)
 }
 
-/// Bytes that the `http` crate rejects in a query, plus `#`: a request target has no fragment
-/// (RFC 9112 section 3.2), so a `#` there is part of a value the client left unencoded.
+/// Bytes that the `http` crate rejects in a query, plus `#` and every byte above 0x7F. A
+/// request target has no fragment (RFC 9112 section 3.2), so a `#` there is part of a value
+/// the client left unencoded. Bytes above 0x7F are rejected when they are not UTF-8; encoded,
+/// they reach the SCIM layer, which answers with a SCIM error instead of hyper's bare 400.
 fn needs_encoding(byte: u8) -> bool {
-    byte <= b' ' || byte == 0x7F || matches!(byte, b'"' | b'<' | b'>' | b'`' | b'#')
+    byte <= b' ' || byte >= 0x7F || matches!(byte, b'"' | b'<' | b'>' | b'`' | b'#')
 }
 
 /// A byte stream whose HTTP/1.1 request targets come out repaired; writes pass through.
@@ -370,6 +372,13 @@ mod tests {
     fn repair_encodes_hash_and_angle_brackets() {
         let input = b"GET /scim/v2/Groups?filter=displayName eq \"C# <dev>\" HTTP/1.1\r\n\r\n";
         let expected = b"GET /scim/v2/Groups?filter=displayName%20eq%20%22C%23%20%3Cdev%3E%22 HTTP/1.1\r\n\r\n";
+        assert_eq!(scan_all_steps(input), expected);
+    }
+
+    #[test]
+    fn repair_encodes_bytes_above_ascii() {
+        let input = b"GET /scim/v2/Groups?filter=displayName eq \"Z\xC3\xBCrich \xFF\" HTTP/1.1\r\n\r\n";
+        let expected = b"GET /scim/v2/Groups?filter=displayName%20eq%20%22Z%C3%BCrich%20%FF%22 HTTP/1.1\r\n\r\n";
         assert_eq!(scan_all_steps(input), expected);
     }
 

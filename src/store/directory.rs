@@ -192,9 +192,10 @@ fn check_unique(txn: &WriteTransaction, kind: ResourceKind, id: &str, doc: &Map<
                 ResourceKind::User => "userName",
                 ResourceKind::Group => "displayName",
             };
+            // The index key is case-folded; the message quotes the name as the client sent it.
+            let sent = doc.get(attribute).and_then(Value::as_str).unwrap_or(name.as_str());
             return Err(ScimError::uniqueness(format!(
-                "{attribute} {:?} is already taken by {} {}",
-                name,
+                "{attribute} {sent:?} is already taken by {} {} (names are unique without regard to case)",
                 resource_type(kind),
                 holder.value()
             )));
