@@ -2,7 +2,12 @@
 //! the control socket (token commands open the store directly when the daemon is not running).
 //!
 //! Exit codes: 0 success, 1 failure, 2 usage error, 3 daemon not running, 4 sync blocked by
-//! the removal guard (rerun with `--force`), 5 not found.
+//! the removal guard (rerun with `--force`), 5 not found, 6 the daemon did not respond in time
+//! (`--timeout`).
+//!
+//! Every command but `sync` waits at most `--timeout` seconds (30 by default) for the daemon.
+//! `sync` waits that long to connect, then as long as the sync runs, since a first sync of a
+//! large directory takes minutes.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -15,7 +20,7 @@ use http::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::config::{Config, ConfigError, DEFAULT_CONFIG_PATH};
-use crate::control::{self, ClientError};
+use crate::control::{self, ClientError, Wait};
 use crate::store::{tokens, Store, StoreError};
 use crate::sync::EVENT_KINDS;
 
@@ -42,6 +47,7 @@ const EXIT_FAILURE: u8 = 1;
 const EXIT_NOT_RUNNING: u8 = 3;
 const EXIT_BLOCKED: u8 = 4;
 const EXIT_NOT_FOUND: u8 = 5;
+const EXIT_TIMED_OUT: u8 = 6;
 
 #[derive(Parser)]
 #[command(name = "idpsync", version, about = "SCIM 2.0 receiver that syncs IdP users and groups into an organization with TOML permissions")]
@@ -49,6 +55,9 @@ struct Cli {
     /// Config file.
     #[arg(long, global = true, env = "IDPSYNC_CONFIG", default_value = DEFAULT_CONFIG_PATH)]
     config: PathBuf,
+    /// Seconds to wait for the daemon; `sync` waits this long to connect, then until the sync ends.
+    #[arg(long, global = true, env = "IDPSYNC_TIMEOUT", default_value_t = 30, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    timeout: u64,
     #[command(subcommand)]
     command: Command,
 }
@@ -241,6 +250,7 @@ impl From<ClientError> for Failure {
     fn from(error: ClientError) -> Self {
         let code = match error {
             ClientError::NotRunning(_) => EXIT_NOT_RUNNING,
+            ClientError::TimedOut { .. } => EXIT_TIMED_OUT,
             _ => EXIT_FAILURE,
         };
         Failure { code, message: error.to_string() }
@@ -294,12 +304,19 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         return config_check(&cli.config, *output);
     }
     let config = load_config(&cli.config)?;
-    let socket = config.control.socket.clone();
+    let limit = std::time::Duration::from_secs(cli.timeout);
+    let socket = Client { socket: config.control.socket.clone(), wait: Wait::within(limit) };
     match cli.command {
         Command::Serve => serve(config).await,
         Command::Sync { dry_run, force, output } => {
             let path = format!("/sync?dry_run={dry_run}&force={force}");
-            let (status, body) = control::request(&socket, Method::POST, &path, None).await?;
+            let syncing = Client { socket: socket.socket.clone(), wait: Wait { connect: limit, response: None } };
+            let (status, body) = syncing.request(Method::POST, &path, None).await.map_err(|error| match error {
+                ClientError::Closed { .. } => failure(format!(
+                    "{error}. The sync may have run or may still run: `idpsync syncs` lists the runs."
+                )),
+                error => Failure::from(error),
+            })?;
             if status == StatusCode::CONFLICT {
                 print_value(&body, output, print_blocked_sync);
                 // The guard's reason already advises a rerun with --force.
@@ -333,7 +350,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let path = format!("/access/{}", percent_encoding::utf8_percent_encode(&user, percent_encoding::NON_ALPHANUMERIC));
             query(&socket, &path, output, print_access).await
         }
-        Command::Token { command } => token(&config, command).await,
+        Command::Token { command } => token(&config, &socket, command).await,
         Command::Config { .. } => Ok(()),
     }
 }
@@ -363,8 +380,20 @@ fn expect_ok(status: StatusCode, body: Value) -> Result<Value, Failure> {
     Err(Failure { code, message: error_text(&body) })
 }
 
-async fn query(socket: &std::path::Path, path: &str, output: Output, table: fn(&Value)) -> Result<(), Failure> {
-    let (status, body) = control::request(socket, Method::GET, path, None).await?;
+/// The control socket and how long to wait for its responses.
+struct Client {
+    socket: PathBuf,
+    wait: Wait,
+}
+
+impl Client {
+    async fn request(&self, method: Method, path: &str, body: Option<Value>) -> Result<(StatusCode, Value), ClientError> {
+        control::request(&self.socket, method, path, body, self.wait).await
+    }
+}
+
+async fn query(socket: &Client, path: &str, output: Output, table: fn(&Value)) -> Result<(), Failure> {
+    let (status, body) = socket.request(Method::GET, path, None).await?;
     let body = expect_ok(status, body)?;
     print_value(&body, output, table);
     Ok(())
@@ -381,7 +410,7 @@ struct EventQuery {
 /// Fetches up to `filter.limit` audit events. A page of `GET /events` reads a bounded number of
 /// events, so with a filter it can come back short; this requests further pages until the
 /// limit is reached or no older events are left.
-async fn list_events(socket: &std::path::Path, filter: EventQuery) -> Result<Value, Failure> {
+async fn list_events(socket: &Client, filter: EventQuery) -> Result<Value, Failure> {
     let mut events: Vec<Value> = Vec::new();
     let mut before = filter.before;
     loop {
@@ -396,7 +425,7 @@ async fn list_events(socket: &std::path::Path, filter: EventQuery) -> Result<Val
         if let Some(user) = &filter.user {
             query.append_pair("user", user);
         }
-        let (status, body) = control::request(socket, Method::GET, &format!("/events?{}", query.finish()), None).await?;
+        let (status, body) = socket.request(Method::GET, &format!("/events?{}", query.finish()), None).await?;
         let mut page = expect_ok(status, body)?;
         if let Some(Value::Array(found)) = page.get_mut("events").map(Value::take) {
             events.extend(found);
@@ -444,11 +473,10 @@ fn config_check(path: &std::path::Path, output: Output) -> Result<(), Failure> {
     }
 }
 
-async fn token(config: &Config, command: TokenCommand) -> Result<(), Failure> {
-    let socket = &config.control.socket;
+async fn token(config: &Config, socket: &Client, command: TokenCommand) -> Result<(), Failure> {
     match command {
         TokenCommand::Create { name, output } => {
-            let body = match control::request(socket, Method::POST, "/tokens", Some(json!({"name": name}))).await {
+            let body = match socket.request(Method::POST, "/tokens", Some(json!({"name": name}))).await {
                 Err(ClientError::NotRunning(_)) => create_token_offline(config, &name)?,
                 other => {
                     let (status, body) = other?;
@@ -459,7 +487,7 @@ async fn token(config: &Config, command: TokenCommand) -> Result<(), Failure> {
             Ok(())
         }
         TokenCommand::List { output } => {
-            let body = match control::request(socket, Method::GET, "/tokens", None).await {
+            let body = match socket.request(Method::GET, "/tokens", None).await {
                 Err(ClientError::NotRunning(_)) => {
                     let store = open_offline(config)?;
                     let records = tokens::list(&store.read().map_err(|error| failure(error.to_string()))?)
@@ -476,7 +504,7 @@ async fn token(config: &Config, command: TokenCommand) -> Result<(), Failure> {
         }
         TokenCommand::Revoke { id, output } => {
             let path = format!("/tokens/{}", percent_encoding::utf8_percent_encode(&id, percent_encoding::NON_ALPHANUMERIC));
-            let body = match control::request(socket, Method::DELETE, &path, None).await {
+            let body = match socket.request(Method::DELETE, &path, None).await {
                 Err(ClientError::NotRunning(_)) => {
                     let store = open_offline(config)?;
                     let record = store.writer().write(move |txn| tokens::revoke(txn, &id)).await.map_err(|error| match error {
