@@ -55,7 +55,7 @@ struct Cli {
     /// Config file.
     #[arg(long, global = true, env = "IDPSYNC_CONFIG", default_value = DEFAULT_CONFIG_PATH)]
     config: PathBuf,
-    /// Seconds to wait for the daemon; `sync` waits this long to connect, then until the sync ends.
+    /// Seconds to wait for the daemon. `sync` waits this long to connect, then until the sync ends.
     #[arg(long, global = true, env = "IDPSYNC_TIMEOUT", default_value_t = 30, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
     timeout: u64,
     #[command(subcommand)]
@@ -240,10 +240,12 @@ fn print_error(message: &str) {
     let _ = writeln!(std::io::stderr(), "idpsync: {message}");
 }
 
-/// A CLI failure: the message for stderr and the exit code.
+/// A CLI failure: the message for stderr and the exit code. With `--json`, stdout gets a JSON
+/// object with the message, the exit code and the fields of `details`.
 struct Failure {
     code: u8,
     message: String,
+    details: Option<Value>,
 }
 
 impl From<ClientError> for Failure {
@@ -253,17 +255,29 @@ impl From<ClientError> for Failure {
             ClientError::TimedOut { .. } => EXIT_TIMED_OUT,
             _ => EXIT_FAILURE,
         };
-        Failure { code, message: error.to_string() }
+        Failure { code, message: error.to_string(), details: None }
     }
 }
 
 fn failure(message: impl Into<String>) -> Failure {
-    Failure { code: EXIT_FAILURE, message: message.into() }
+    Failure { code: EXIT_FAILURE, message: message.into(), details: None }
 }
 
 /// Parses the arguments, runs the command and turns its result into an exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            // A usage error with --json is reported as JSON too, but not a help or version request.
+            if error.use_stderr() && std::env::args_os().any(|argument| argument == "--json") {
+                let text = error.render().to_string();
+                let first = text.lines().next().unwrap_or_default().trim_start_matches("error: ");
+                print_json_failure(first, error.exit_code(), None);
+            }
+            error.exit()
+        }
+    };
+    let json = cli.command.json();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -280,15 +294,62 @@ pub fn main() -> ExitCode {
             ExitCode::from(EXIT_FAILURE)
         }
         (Err(failure), _) => {
+            if json {
+                print_json_failure(&failure.message, i32::from(failure.code), failure.details);
+                let _ = finish_stdout();
+            }
             print_error(&failure.message);
             ExitCode::from(failure.code)
         }
     }
 }
 
+/// Prints a failure as one JSON object on stdout: `error`, `exit_code` and the other fields
+/// of `details`.
+fn print_json_failure(message: &str, code: i32, details: Option<Value>) {
+    let mut object = serde_json::Map::new();
+    object.insert("error".to_string(), Value::from(message));
+    object.insert("exit_code".to_string(), Value::from(code));
+    if let Some(Value::Object(fields)) = details {
+        for (name, value) in fields {
+            if name != "error" && name != "exit_code" {
+                object.insert(name, value);
+            }
+        }
+    }
+    out!("{}", serde_json::to_string_pretty(&Value::Object(object)).unwrap_or_default());
+}
+
+impl Command {
+    /// Reports whether the command was given `--json`.
+    fn json(&self) -> bool {
+        let output = match self {
+            Command::Serve => return false,
+            Command::Sync { output, .. }
+            | Command::Status { output }
+            | Command::Syncs { show: None, output, .. }
+            | Command::Syncs { show: Some(SyncsCommand::Show { output, .. }), .. }
+            | Command::Events { output, .. }
+            | Command::Users { output }
+            | Command::Groups { output }
+            | Command::Access { output, .. }
+            | Command::Token { command: TokenCommand::Create { output, .. } | TokenCommand::List { output } | TokenCommand::Revoke { output, .. } }
+            | Command::Config { command: ConfigCommand::Check { output } } => output,
+        };
+        output.json
+    }
+}
+
 /// Loads the config file. When it does not exist, the error message names `--config` and
 /// `IDPSYNC_CONFIG`.
 fn load_config(path: &std::path::Path) -> Result<Config, Failure> {
+    if path.is_dir() {
+        return Err(failure(format!(
+            "{} is a directory; pass the config file with --config PATH (or IDPSYNC_CONFIG), such as {}",
+            path.display(),
+            path.join("idpsync.toml").display()
+        )));
+    }
     Config::load(path).map_err(|error| {
         let missing = matches!(&error, ConfigError::Read { source, .. } if source.kind() == std::io::ErrorKind::NotFound);
         if !missing {
@@ -318,19 +379,21 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 error => Failure::from(error),
             })?;
             if status == StatusCode::CONFLICT {
-                print_value(&body, output, print_blocked_sync);
+                if !output.json {
+                    print_blocked_sync(&body);
+                }
                 // The guard's reason already advises a rerun with --force.
-                return Err(Failure { code: EXIT_BLOCKED, message: error_text(&body) });
+                return Err(Failure { code: EXIT_BLOCKED, message: error_text(&body), details: Some(body) });
             }
             let body = expect_ok(status, body)?;
-            print_value(&body, output, print_sync_report);
             // A dry run exits as the real sync would, so scripts can test a plan first.
             if body["dry_run"] == true && body["outcome"] == "blocked" {
-                return Err(Failure {
-                    code: EXIT_BLOCKED,
-                    message: error_text_of(&body, "reason"),
-                });
+                if !output.json {
+                    print_sync_report(&body);
+                }
+                return Err(Failure { code: EXIT_BLOCKED, message: error_text_of(&body, "reason"), details: Some(body) });
             }
+            print_value(&body, output, print_sync_report);
             Ok(())
         }
         Command::Status { output } => query(&socket, "/status", output, print_status).await,
@@ -377,7 +440,7 @@ fn expect_ok(status: StatusCode, body: Value) -> Result<Value, Failure> {
         return Ok(body);
     }
     let code = if status == StatusCode::NOT_FOUND { EXIT_NOT_FOUND } else { EXIT_FAILURE };
-    Err(Failure { code, message: error_text(&body) })
+    Err(Failure { code, message: error_text(&body), details: Some(body) })
 }
 
 /// The control socket and how long to wait for its responses.
@@ -449,28 +512,42 @@ fn print_value(body: &Value, output: Output, table: fn(&Value)) {
 fn config_check(path: &std::path::Path, output: Output) -> Result<(), Failure> {
     let config = load_config(path)?;
     let permissions = crate::permissions::load_dir(&config.permissions.dir);
-    let report = match &permissions {
+    let mut report = match &permissions {
         Ok(policy) => json!({"config": config.file, "valid": true, "permission_files": policy.files().len(), "roles": policy.roles().count(), "grants": policy.grants().len()}),
         Err(errors) => json!({"config": config.file, "valid": false, "errors": errors.errors().iter().map(ToString::to_string).collect::<Vec<_>>()}),
     };
+    let mut problems: Vec<String> = Vec::new();
+    if let Err(error) = check_tls(&config.tls) {
+        report["valid"] = Value::Bool(false);
+        report["tls_error"] = Value::from(error.to_string());
+        problems.push(format!("TLS certificate: {error}"));
+    }
+    if let Err(errors) = &permissions {
+        problems.push(format!("permission files are invalid:\n{errors}"));
+    }
+    if !problems.is_empty() {
+        return Err(Failure { code: EXIT_FAILURE, message: problems.join("\n"), details: Some(report) });
+    }
     if output.json {
         out!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+    } else {
+        out!("{}: valid ({} permission files, {} roles, {} grants)", config.file.display(), report["permission_files"], report["roles"], report["grants"]);
     }
-    match permissions {
-        Ok(policy) => {
-            if !output.json {
-                out!(
-                    "{}: valid ({} permission files, {} roles, {} grants)",
-                    config.file.display(),
-                    policy.files().len(),
-                    policy.roles().count(),
-                    policy.grants().len()
-                );
-            }
-            Ok(())
-        }
-        Err(errors) => Err(failure(format!("permission files are invalid:\n{errors}"))),
+    Ok(())
+}
+
+/// Loads the certificate and key as `idpsync serve` would. With `tls.self_signed`, the daemon
+/// creates the pair when both files are missing, so only a half pair is an error then.
+fn check_tls(tls: &crate::config::TlsConfig) -> Result<(), crate::tls::TlsError> {
+    let (cert, key) = (tls.cert.exists(), tls.key.exists());
+    if tls.self_signed && !cert && !key {
+        return Ok(());
     }
+    if tls.self_signed && cert != key {
+        let (present, missing) = if cert { (&tls.cert, &tls.key) } else { (&tls.key, &tls.cert) };
+        return Err(crate::tls::TlsError::HalfPair { present: present.display().to_string(), missing: missing.display().to_string() });
+    }
+    crate::tls::load_certified_key(&tls.cert, &tls.key).map(|_| ())
 }
 
 async fn token(config: &Config, socket: &Client, command: TokenCommand) -> Result<(), Failure> {
@@ -503,26 +580,38 @@ async fn token(config: &Config, socket: &Client, command: TokenCommand) -> Resul
             Ok(())
         }
         TokenCommand::Revoke { id, output } => {
-            let path = format!("/tokens/{}", percent_encoding::utf8_percent_encode(&id, percent_encoding::NON_ALPHANUMERIC));
-            let body = match socket.request(Method::DELETE, &path, None).await {
-                Err(ClientError::NotRunning(_)) => {
-                    let store = open_offline(config)?;
-                    let record = store.writer().write(move |txn| tokens::revoke(txn, &id)).await.map_err(|error| match error {
-                        tokens::TokenError::NotFound(_) => Failure { code: EXIT_NOT_FOUND, message: error.to_string() },
-                        error => failure(error.to_string()),
-                    })?;
-                    store.close().await;
-                    json!({"revoked": record.id, "name": record.name})
-                }
-                other => {
-                    let (status, body) = other?;
-                    expect_ok(status, body)?
-                }
-            };
+            let body = revoke_token(config, socket, &id).await?;
             print_value(&body, output, |body| out!("revoked token {}", body["revoked"].as_str().unwrap_or_default()));
             Ok(())
         }
     }
+}
+
+/// Revokes a token through the daemon, or in the store when the daemon is not running.
+async fn revoke_token(config: &Config, socket: &Client, id: &str) -> Result<Value, Failure> {
+    let path = format!("/tokens/{}", percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC));
+    match socket.request(Method::DELETE, &path, None).await {
+        Err(ClientError::NotRunning(_)) => {
+            let store = open_offline(config)?;
+            let revoked = revoke_in_store(&store, id).await;
+            store.close().await;
+            revoked
+        }
+        other => {
+            let (status, body) = other?;
+            expect_ok(status, body)
+        }
+    }
+}
+
+/// Revokes a token in a store that this process has open.
+async fn revoke_in_store(store: &Store, id: &str) -> Result<Value, Failure> {
+    let id = id.to_string();
+    let record = store.writer().write(move |txn| tokens::revoke(txn, &id)).await.map_err(|error| match error {
+        tokens::TokenError::NotFound(_) => Failure { code: EXIT_NOT_FOUND, message: error.to_string(), details: None },
+        error => failure(error.to_string()),
+    })?;
+    Ok(json!({"revoked": record.id, "name": record.name}))
 }
 
 fn open_offline(config: &Config) -> Result<Store, Failure> {

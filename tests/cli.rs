@@ -4,6 +4,9 @@
 
 mod common;
 
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::Daemon;
@@ -92,4 +95,118 @@ fn control_wrong_method_gets_405() {
     let response = daemon.control_response("GET", "/nothing");
     assert_eq!(response.status, 404);
     assert!(response.json().is_some_and(|body: Value| body["error"].is_string()), "{}", response.text());
+}
+
+/// Writes a config file into `dir` with the test daemon's layout and the given `[tls]` table
+/// and control socket, and creates its empty permission folder.
+fn write_config(dir: &Path, tls: &str, socket: &Path) -> PathBuf {
+    std::fs::create_dir_all(dir.join("permissions")).expect("create the permission folder");
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:1\"\npublic_url = \"https://127.0.0.1:1/scim/v2\"\n\n[tls]\n{tls}\n\n\
+         [store]\npath = \"idpsync.redb\"\n\n[control]\nsocket = {socket:?}\n\n[permissions]\ndir = \"permissions\"\n"
+    );
+    let path = dir.join("idpsync.toml");
+    std::fs::write(&path, text).expect("write the config file");
+    path
+}
+
+/// Runs `idpsync --config CONFIG ARGS...`.
+fn run(config: &Path, args: &[&str]) -> Output {
+    Command::new(common::BINARY)
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env_remove("IDPSYNC_CONFIG")
+        .env_remove("IDPSYNC_TIMEOUT")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the idpsync CLI")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Parses stdout as the JSON object of a failure and checks its exit code.
+fn json_failure(output: &Output, code: i32) -> Value {
+    assert_eq!(output.status.code(), Some(code), "{}", describe(output));
+    let failure: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|error| panic!("stdout is not one JSON object ({error}): {}", describe(output)));
+    assert_eq!(failure["exit_code"], code, "{failure}");
+    assert!(failure["error"].as_str().is_some_and(|error| !error.is_empty()), "{failure}");
+    failure
+}
+
+#[test]
+fn config_check_rejects_missing_certificate() {
+    let dir = tempfile::tempdir().expect("create a temporary folder");
+    let config = write_config(dir.path(), "cert = \"tls/cert.pem\"\nkey = \"tls/key.pem\"\nself_signed = false", &dir.path().join("idpsync.sock"));
+    let check = run(&config, &["config", "check"]);
+    assert_eq!(check.status.code(), Some(1), "{}", describe(&check));
+    let message = stderr(&check);
+    assert!(message.contains(&dir.path().join("tls/cert.pem").display().to_string()), "{message}");
+    assert!(message.contains("self_signed = true"), "{message}");
+    assert!(!String::from_utf8_lossy(&check.stdout).contains("valid"), "{}", describe(&check));
+
+    let check = run(&config, &["config", "check", "--json"]);
+    let failure = json_failure(&check, 1);
+    assert_eq!(failure["valid"], false, "{failure}");
+}
+
+#[test]
+fn config_check_rejects_half_pair() {
+    let dir = tempfile::tempdir().expect("create a temporary folder");
+    let config = write_config(dir.path(), "cert = \"cert.pem\"\nkey = \"key.pem\"\nself_signed = true", &dir.path().join("idpsync.sock"));
+    let check = run(&config, &["config", "check"]);
+    assert!(check.status.success(), "both files missing with self_signed: {}", describe(&check));
+
+    std::fs::write(dir.path().join("cert.pem"), "not a certificate").expect("write cert.pem");
+    let check = run(&config, &["config", "check"]);
+    assert_eq!(check.status.code(), Some(1), "{}", describe(&check));
+    assert!(stderr(&check).contains("key.pem"), "{}", describe(&check));
+}
+
+#[test]
+fn config_directory_gets_clear_error() {
+    let dir = tempfile::tempdir().expect("create a temporary folder");
+    for args in [&["config", "check"][..], &["status"][..]] {
+        let output = run(dir.path(), args);
+        assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+        let message = stderr(&output);
+        assert!(message.contains("is a directory"), "{message}");
+        assert!(message.contains("--config"), "{message}");
+    }
+}
+
+#[test]
+fn closed_connection_is_explained() {
+    let dir = tempfile::tempdir().expect("create a temporary folder");
+    let socket = dir.path().join("fake.sock");
+    let listener = UnixListener::bind(&socket).expect("bind the fake control socket");
+    let server = std::thread::spawn(move || {
+        use std::io::Read;
+        let (mut stream, _) = listener.accept().expect("accept the CLI");
+        let mut buffer = [0u8; 1024];
+        let _ = stream.read(&mut buffer);
+    });
+    let config = write_config(dir.path(), "cert = \"cert.pem\"\nkey = \"key.pem\"\nself_signed = true", &socket);
+    let output = run(&config, &["status"]);
+    server.join().expect("the fake control socket ran");
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    let message = stderr(&output);
+    assert!(message.contains("closed the connection before it responded"), "{message}");
+    assert!(message.contains("log"), "{message}");
+    assert!(!message.contains("connection closed before message completed"), "{message}");
+}
+
+#[test]
+fn json_failures_print_one_object() {
+    let mut daemon = Daemon::start();
+    let failure = json_failure(&daemon.cli(&["syncs", "show", "999999", "--json"]), 5);
+    assert!(failure["error"].as_str().unwrap_or_default().contains("999999"), "{failure}");
+
+    daemon.stop();
+    let output = daemon.cli(&["status", "--json"]);
+    let failure = json_failure(&output, 3);
+    assert!(failure["error"].as_str().unwrap_or_default().contains("not running"), "{failure}");
+    assert!(stderr(&output).contains("not running"), "{}", describe(&output));
 }
