@@ -235,6 +235,20 @@ fn finish_stdout() -> Option<String> {
     STDOUT_ERROR.lock().unwrap_or_else(|e| e.into_inner()).take()
 }
 
+/// Flushes stdout and returns the error of the first failed write, including a closed pipe.
+fn stdout_lost() -> Option<String> {
+    if !STDOUT_FAILED.load(Ordering::Relaxed) {
+        if let Err(error) = std::io::stdout().flush() {
+            record_stdout_error(error);
+        }
+    }
+    if !STDOUT_FAILED.load(Ordering::Relaxed) {
+        return None;
+    }
+    let error = STDOUT_ERROR.lock().unwrap_or_else(|e| e.into_inner()).take();
+    Some(error.unwrap_or_else(|| "the reading end of the pipe is closed".to_string()))
+}
+
 /// Prints `idpsync: MESSAGE` to stderr, ignoring write errors like [`print_line`] does.
 fn print_error(message: &str) {
     let _ = writeln!(std::io::stderr(), "idpsync: {message}");
@@ -553,15 +567,48 @@ fn check_tls(tls: &crate::config::TlsConfig) -> Result<(), crate::tls::TlsError>
 async fn token(config: &Config, socket: &Client, command: TokenCommand) -> Result<(), Failure> {
     match command {
         TokenCommand::Create { name, output } => {
-            let body = match socket.request(Method::POST, "/tokens", Some(json!({"name": name}))).await {
-                Err(ClientError::NotRunning(_)) => create_token_offline(config, &name)?,
+            // Offline, the store stays open until the token is shown, so that it can be revoked.
+            let (body, store) = match socket.request(Method::POST, "/tokens", Some(json!({"name": name}))).await {
+                Err(ClientError::NotRunning(_)) => {
+                    let store = open_offline(config)?;
+                    let created = store.writer().write(move |txn| tokens::create(txn, &name)).await;
+                    match created {
+                        Ok((record, token)) => (tokens::created_view(&record, &token, config.public_url()), Some(store)),
+                        Err(error) => {
+                            store.close().await;
+                            return Err(failure(error.to_string()));
+                        }
+                    }
+                }
                 other => {
                     let (status, body) = other?;
-                    expect_ok(status, body)?
+                    (expect_ok(status, body)?, None)
                 }
             };
             print_value(&body, output, print_token_created);
-            Ok(())
+            let result = match stdout_lost() {
+                None => Ok(()),
+                // The token was never displayed, so it must not stay valid.
+                Some(error) => {
+                    let id = body["id"].as_str().unwrap_or_default().to_string();
+                    let revoked = match &store {
+                        Some(store) => revoke_in_store(store, &id).await,
+                        None => revoke_token(config, socket, &id).await,
+                    };
+                    let lost = format!("cannot write the new token to stdout ({error})");
+                    match revoked {
+                        Ok(_) => Err(failure(format!("{lost}, so token {id} was revoked again; rerun `idpsync token create` with a stdout that can be written"))),
+                        Err(revoking) => Err(failure(format!(
+                            "{lost}, and revoking token {id} failed: {}. Revoke it with `idpsync token revoke {id}`",
+                            revoking.message
+                        ))),
+                    }
+                }
+            };
+            if let Some(store) = store {
+                store.close().await;
+            }
+            result
         }
         TokenCommand::List { output } => {
             let body = match socket.request(Method::GET, "/tokens", None).await {
@@ -624,11 +671,3 @@ fn open_offline(config: &Config) -> Result<Store, Failure> {
     })
 }
 
-fn create_token_offline(config: &Config, name: &str) -> Result<Value, Failure> {
-    let runtime_store = open_offline(config)?;
-    let name = name.to_string();
-    let created = futures::executor::block_on(runtime_store.writer().write(move |txn| tokens::create(txn, &name)));
-    let (record, token) = created.map_err(|error| failure(error.to_string()))?;
-    futures::executor::block_on(runtime_store.close());
-    Ok(tokens::created_view(&record, &token, config.public_url()))
-}

@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::fs::File;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -209,4 +210,27 @@ fn json_failures_print_one_object() {
     let failure = json_failure(&output, 3);
     assert!(failure["error"].as_str().unwrap_or_default().contains("not running"), "{failure}");
     assert!(stderr(&output).contains("not running"), "{}", describe(&output));
+}
+
+/// Runs `token create` with stdout on /dev/full and checks that the token was revoked.
+fn check_token_revoked_after_lost_output(daemon: &Daemon, name: &str) {
+    let full = File::options().write(true).open("/dev/full").expect("open /dev/full");
+    let output = daemon.cli_to(&["token", "create", "--name", name], full);
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    let message = stderr(&output);
+    assert!(message.contains("revoked again"), "{message}");
+
+    let listed = daemon.cli(&["token", "list", "--json"]);
+    assert!(listed.status.success(), "{}", describe(&listed));
+    let tokens: Value = serde_json::from_slice(&listed.stdout).expect("token list --json prints JSON");
+    let names: Vec<&str> = tokens.as_array().into_iter().flatten().filter_map(|token| token["name"].as_str()).collect();
+    assert!(!names.contains(&name), "the unseen token {name} is still valid: {names:?}");
+}
+
+#[test]
+fn token_create_revokes_unseen_token() {
+    let mut daemon = Daemon::start();
+    check_token_revoked_after_lost_output(&daemon, "lost-online");
+    daemon.stop();
+    check_token_revoked_after_lost_output(&daemon, "lost-offline");
 }
