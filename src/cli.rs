@@ -94,7 +94,7 @@ enum Command {
         #[command(subcommand)]
         show: Option<SyncsCommand>,
         /// Runs to list, newest first, at most 10000.
-        #[arg(long, default_value_t = control::DEFAULT_LIMIT, value_parser = clap::value_parser!(u64).range(1..=control::MAX_SYNCS_LIMIT))]
+        #[arg(long, default_value_t = control::DEFAULT_LIMIT, value_parser = syncs_limit)]
         limit: u64,
         #[command(flatten)]
         output: Output,
@@ -102,10 +102,10 @@ enum Command {
     /// List audit events newest first, including access changes from permission file edits.
     Events {
         /// Maximum number of events to list, at most 1000.
-        #[arg(long, default_value_t = control::DEFAULT_LIMIT, value_parser = clap::value_parser!(u64).range(1..=control::MAX_EVENTS_LIMIT))]
+        #[arg(long, default_value_t = control::DEFAULT_LIMIT, value_parser = events_limit)]
         limit: u64,
         /// List only events older than this event id, to page back through the history.
-        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        #[arg(long, value_parser = event_id)]
         before: Option<u64>,
         /// List only events of this kind.
         #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(EVENT_KINDS))]
@@ -150,6 +150,7 @@ enum Command {
 enum SyncsCommand {
     /// Show one sync run and its audit events.
     Show {
+        #[arg(value_parser = run_id)]
         id: u64,
         #[command(flatten)]
         output: Output,
@@ -196,6 +197,33 @@ fn non_blank(value: &str) -> Result<String, String> {
         return Err("the value is empty".to_string());
     }
     Ok(value.to_string())
+}
+
+/// Parses a whole number from 1 to `max`. The error message starts with `expected`.
+fn whole_number(value: &str, max: u64, expected: &str) -> Result<u64, String> {
+    if value.trim().is_empty() {
+        return Err("the value is empty".to_string());
+    }
+    match value.trim().parse::<u64>() {
+        Ok(number) if (1..=max).contains(&number) => Ok(number),
+        _ => Err(format!("{expected}, found {}", control::quote(value))),
+    }
+}
+
+fn run_id(value: &str) -> Result<u64, String> {
+    whole_number(value, u64::MAX, "ID must be a sync run number such as 42, as `idpsync syncs` lists it")
+}
+
+fn event_id(value: &str) -> Result<u64, String> {
+    whole_number(value, u64::MAX, "--before must be an event number such as 120, as `idpsync events` lists it")
+}
+
+fn syncs_limit(value: &str) -> Result<u64, String> {
+    whole_number(value, control::MAX_SYNCS_LIMIT, &format!("--limit must be a whole number from 1 to {}", control::MAX_SYNCS_LIMIT))
+}
+
+fn events_limit(value: &str) -> Result<u64, String> {
+    whole_number(value, control::MAX_EVENTS_LIMIT, &format!("--limit must be a whole number from 1 to {}", control::MAX_EVENTS_LIMIT))
 }
 
 /// Set by the first failed write to stdout, after which output is dropped. So a reader that
@@ -250,8 +278,18 @@ fn stdout_lost() -> Option<String> {
 }
 
 /// Prints `idpsync: MESSAGE` to stderr, ignoring write errors like [`print_line`] does.
+/// Control characters other than line breaks are escaped, so a value from the daemon cannot
+/// move the cursor or change the terminal.
 fn print_error(message: &str) {
-    let _ = writeln!(std::io::stderr(), "idpsync: {message}");
+    let mut escaped = String::with_capacity(message.len());
+    for character in message.chars() {
+        if character == '\n' {
+            escaped.push(character);
+        } else {
+            control::push_escaped(&mut escaped, character);
+        }
+    }
+    let _ = writeln!(std::io::stderr(), "idpsync: {escaped}");
 }
 
 /// A CLI failure: the message for stderr and the exit code. With `--json`, stdout gets a JSON

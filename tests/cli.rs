@@ -179,6 +179,29 @@ fn config_directory_gets_clear_error() {
 }
 
 #[test]
+fn invalid_numbers_get_plain_errors() {
+    let dir = tempfile::tempdir().expect("create a temporary folder");
+    let config = write_config(dir.path(), "cert = \"cert.pem\"\nkey = \"key.pem\"\nself_signed = true", &dir.path().join("idpsync.sock"));
+    for (args, expected) in [
+        (&["syncs", "show", "abc"][..], "ID must be a sync run number such as 42"),
+        (&["events", "--before", "abc"][..], "--before must be an event number"),
+        (&["events", "--limit", "abc"][..], "--limit must be a whole number from 1 to 1000"),
+        (&["syncs", "--limit", "0"][..], "--limit must be a whole number from 1 to 10000"),
+    ] {
+        let output = run(&config, args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {}", describe(&output));
+        let message = stderr(&output);
+        assert!(message.contains(expected), "{args:?}: {message}");
+        assert!(!message.contains("invalid digit"), "{args:?}: {message}");
+
+        let mut with_json = args.to_vec();
+        with_json.push("--json");
+        let failure = json_failure(&run(&config, &with_json), 2);
+        assert!(failure["error"].as_str().unwrap_or_default().contains(expected), "{failure}");
+    }
+}
+
+#[test]
 fn closed_connection_is_explained() {
     let dir = tempfile::tempdir().expect("create a temporary folder");
     let socket = dir.path().join("fake.sock");
@@ -197,6 +220,18 @@ fn closed_connection_is_explained() {
     assert!(message.contains("closed the connection before it responded"), "{message}");
     assert!(message.contains("log"), "{message}");
     assert!(!message.contains("connection closed before message completed"), "{message}");
+}
+
+#[test]
+fn control_characters_are_escaped_once() {
+    let daemon = Daemon::start();
+    let output = daemon.cli(&["events", "--user", "a\u{1b}b\tc"]);
+    assert_eq!(output.status.code(), Some(5), "{}", describe(&output));
+    let message = stderr(&output);
+    assert!(message.contains(r#""a\x1bb\tc""#), "{message}");
+    assert!(!message.contains("\u{1b}"), "{message}");
+    assert!(!message.contains(r"\u{1b}"), "{message}");
+    assert!(!message.contains(r"\\"), "{message}");
 }
 
 #[test]
