@@ -31,11 +31,9 @@ const MAX_CELL_CHARS: usize = 60;
 fn clip(text: &str, max: usize) -> String {
     let mut clipped: Vec<char> = Vec::new();
     for character in text.chars() {
-        if character.is_control() {
-            clipped.extend(character.escape_default());
-        } else {
-            clipped.push(character);
-        }
+        let mut escaped = String::new();
+        crate::control::push_escaped(&mut escaped, character);
+        clipped.extend(escaped.chars());
         if clipped.len() > max {
             clipped.truncate(max.saturating_sub(1));
             clipped.push('…');
@@ -325,7 +323,7 @@ mod tests {
 
     #[test]
     fn clip_escapes_control_characters() {
-        assert_eq!(clip("a\nb\u{1b}[2J", 60), "a\\nb\\u{1b}[2J");
+        assert_eq!(clip("a\nb\u{1b}[2J\0", 60), "a\\nb\\x1b[2J\\0");
     }
 
     #[test]

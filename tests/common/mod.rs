@@ -318,6 +318,83 @@ impl Daemon {
             .expect("run the idpsync CLI")
     }
 
+    /// Runs the CLI like [`Daemon::cli`], but kills it when it has not exited after `limit`.
+    /// Returns `None` then.
+    pub fn cli_within(&self, args: &[&str], limit: Duration) -> Option<Output> {
+        let mut child = Command::new(BINARY)
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .env_remove("IDPSYNC_CONFIG")
+            .env_remove("IDPSYNC_TIMEOUT")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run the idpsync CLI");
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if child.try_wait().expect("wait for the CLI").is_some() {
+                return Some(child.wait_with_output().expect("read the CLI's output"));
+            }
+            thread::sleep(POLL_INTERVAL);
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    }
+
+    /// Runs the CLI like [`Daemon::cli`] with stdout writing to `stdout`.
+    pub fn cli_to(&self, args: &[&str], stdout: File) -> Output {
+        Command::new(BINARY)
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .env_remove("IDPSYNC_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(Stdio::piped())
+            .output()
+            .expect("run the idpsync CLI")
+    }
+
+    /// Connects to the control socket, writes `request` as it is, and reads until the daemon
+    /// closes the connection or `limit` passes. Returns what was read and whether the daemon
+    /// closed the connection.
+    pub fn control_exchange(&self, request: &[u8], limit: Duration) -> (Vec<u8>, bool) {
+        use std::io::{Read, Write};
+        let mut stream = std::os::unix::net::UnixStream::connect(self.socket_path())
+            .unwrap_or_else(|error| panic!("connect to the control socket: {error}"));
+        stream.write_all(request).expect("write to the control socket");
+        let deadline = Instant::now() + limit;
+        let mut raw = Vec::new();
+        let mut buffer = [0u8; 4096];
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return (raw, false);
+            }
+            stream.set_read_timeout(Some(left)).expect("set a read timeout");
+            match stream.read(&mut buffer) {
+                Ok(0) => return (raw, true),
+                Ok(read) => raw.extend_from_slice(&buffer[..read]),
+                Err(error) if matches!(error.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                    return (raw, false)
+                }
+                Err(_) => return (raw, true),
+            }
+        }
+    }
+
+    /// Sends one request with `Connection: close` to the control socket and returns the
+    /// parsed response with its headers.
+    pub fn control_response(&self, method: &str, target: &str) -> Response {
+        let request = format!("{method} {target} HTTP/1.1\r\nHost: idpsync\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+        let (raw, _) = self.control_exchange(request.as_bytes(), REQUEST_TIMEOUT);
+        parse_raw_response(&raw)
+            .unwrap_or_else(|| panic!("{method} {target}: malformed response {:?}", String::from_utf8_lossy(&raw)))
+    }
+
     /// Runs the CLI like [`Daemon::cli`], but with stdout a pipe whose read end is already
     /// closed, as a reader such as `head -1` leaves it after it exits.
     pub fn cli_into_closed_pipe(&self, args: &[&str]) -> Output {
