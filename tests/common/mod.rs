@@ -306,28 +306,30 @@ impl Daemon {
         self.child.as_ref().map(Child::id)
     }
 
-    /// Runs `idpsync --config CONFIG ARGS...` and returns its output.
-    pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(BINARY)
-            .arg("--config")
-            .arg(&self.config)
-            .args(args)
-            .env_remove("IDPSYNC_CONFIG")
-            .stdin(Stdio::null())
-            .output()
-            .expect("run the idpsync CLI")
-    }
-
-    /// Runs the CLI like [`Daemon::cli`], but kills it when it has not exited after `limit`.
-    /// Returns `None` then.
-    pub fn cli_within(&self, args: &[&str], limit: Duration) -> Option<Output> {
-        let mut child = Command::new(BINARY)
+    /// Builds `idpsync --config CONFIG ARGS...`, free of the environment variables that
+    /// would override the test's config or timeouts.
+    fn cli_command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(BINARY);
+        command
             .arg("--config")
             .arg(&self.config)
             .args(args)
             .env_remove("IDPSYNC_CONFIG")
             .env_remove("IDPSYNC_TIMEOUT")
-            .stdin(Stdio::null())
+            .stdin(Stdio::null());
+        command
+    }
+
+    /// Runs `idpsync --config CONFIG ARGS...` and returns its output.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        self.cli_command(args).output().expect("run the idpsync CLI")
+    }
+
+    /// Runs the CLI like [`Daemon::cli`], but kills it when it has not exited after `limit`.
+    /// Returns `None` then.
+    pub fn cli_within(&self, args: &[&str], limit: Duration) -> Option<Output> {
+        let mut child = self
+            .cli_command(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -346,12 +348,7 @@ impl Daemon {
 
     /// Runs the CLI like [`Daemon::cli`] with stdout writing to `stdout`.
     pub fn cli_to(&self, args: &[&str], stdout: File) -> Output {
-        Command::new(BINARY)
-            .arg("--config")
-            .arg(&self.config)
-            .args(args)
-            .env_remove("IDPSYNC_CONFIG")
-            .stdin(Stdio::null())
+        self.cli_command(args)
             .stdout(stdout)
             .stderr(Stdio::piped())
             .output()
@@ -398,12 +395,7 @@ impl Daemon {
     /// Runs the CLI like [`Daemon::cli`], but with stdout a pipe whose read end is already
     /// closed, as a reader such as `head -1` leaves it after it exits.
     pub fn cli_into_closed_pipe(&self, args: &[&str]) -> Output {
-        Command::new(BINARY)
-            .arg("--config")
-            .arg(&self.config)
-            .args(args)
-            .env_remove("IDPSYNC_CONFIG")
-            .stdin(Stdio::null())
+        self.cli_command(args)
             .stdout(closed_pipe())
             .stderr(Stdio::piped())
             .output()
