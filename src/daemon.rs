@@ -58,7 +58,7 @@ enum RunError {
     Sync(#[from] SyncError),
 }
 
-/// What a config and certificate reload could not do.
+/// Result of a config and certificate reload: failures and keys that wait for a restart.
 #[derive(Default)]
 struct ReloadOutcome {
     /// Parts that failed to load and kept their previous value.
@@ -323,7 +323,7 @@ impl Daemon {
         Reply::ok(self.reload_answer(outcome))
     }
 
-    /// The reload report: `reloaded` is false when any part failed to load, and
+    /// Builds the reload report: `reloaded` is false when any part failed to load, and
     /// `restart_required` names changed keys that apply only after a restart.
     fn reload_answer(&self, mut outcome: ReloadOutcome) -> Value {
         if let Some(error) = self.permission_error.lock().unwrap_or_else(|e| e.into_inner()).clone() {

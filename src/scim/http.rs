@@ -138,7 +138,7 @@ fn parse_route(path: &str) -> Result<Route, ScimError> {
     let rest = path.strip_prefix(SCIM_PREFIX).ok_or_else(not_found)?;
     let mut segments: Vec<&str> = rest.split('/').filter(|segment| !segment.is_empty()).collect();
     // Endpoint names match in any case (`/users` as well as `/Users`), because several SCIM
-    // clients build them that way; ids and schema URNs keep their case.
+    // clients build them that way. Ids and schema URNs keep their case.
     if let Some(first) = segments.first_mut() {
         *first = canonical_endpoint(first);
     }
@@ -236,7 +236,7 @@ async fn read_call(state: &AppState, request: Request<IncomingBody>) -> Result<C
     let limit = state.config.load().server.max_body_bytes;
     let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|value| value.to_str().ok()?.trim().parse::<u64>().ok());
     if declared.is_some_and(|length| length > limit as u64) {
-        // Answered before the body is read, so a client that sent `Expect: 100-continue`
+        // Rejected before the body is read, so a client that sent `Expect: 100-continue`
         // does not upload it.
         return Err(ScimError::new(413, None, format!("request body is larger than the limit of {limit} bytes")));
     }
@@ -285,7 +285,7 @@ async fn dispatch(state: &Arc<AppState>, route: Route, call: Call) -> Result<Res
     let method = if call.method == Method::HEAD { Method::GET } else { call.method.clone() };
     let discovery = matches!(route, Route::ServiceProviderConfig | Route::ResourceTypes(_) | Route::Schemas(_));
     if discovery && query_param(&call, "filter").is_some() {
-        // RFC 7644 section 4: a client must not read a filtered answer as a match.
+        // RFC 7644 section 4: a client must not take a filtered response for a match.
         return Err(ScimError::new(403, None, "filters are not supported on discovery endpoints; request the whole list"));
     }
     match (route, method) {
