@@ -147,17 +147,7 @@ fn value_strategy() -> impl Strategy<Value = Value> {
 }
 
 fn op_strategy() -> impl Strategy<Value = CompareOp> {
-    proptest::sample::select(vec![
-        CompareOp::Eq,
-        CompareOp::Ne,
-        CompareOp::Co,
-        CompareOp::Sw,
-        CompareOp::Ew,
-        CompareOp::Gt,
-        CompareOp::Ge,
-        CompareOp::Lt,
-        CompareOp::Le,
-    ])
+    proptest::sample::select(CompareOp::ALL.to_vec())
 }
 
 fn leaf_strategy() -> impl Strategy<Value = Filter> {

@@ -134,20 +134,22 @@ impl CompareOp {
         }
     }
 
+    /// Every comparison operator of RFC 7644 section 3.4.2.2.
+    pub const ALL: [CompareOp; 9] = [
+        CompareOp::Eq,
+        CompareOp::Ne,
+        CompareOp::Co,
+        CompareOp::Sw,
+        CompareOp::Ew,
+        CompareOp::Gt,
+        CompareOp::Ge,
+        CompareOp::Lt,
+        CompareOp::Le,
+    ];
+
     /// Parses an operator keyword in any case.
     fn from_keyword(word: &str) -> Option<CompareOp> {
-        const ALL: [CompareOp; 9] = [
-            CompareOp::Eq,
-            CompareOp::Ne,
-            CompareOp::Co,
-            CompareOp::Sw,
-            CompareOp::Ew,
-            CompareOp::Gt,
-            CompareOp::Ge,
-            CompareOp::Lt,
-            CompareOp::Le,
-        ];
-        ALL.into_iter()
+        Self::ALL.into_iter()
             .find(|op| op.as_str().eq_ignore_ascii_case(word))
     }
 
