@@ -523,8 +523,8 @@ struct EventQuery {
 }
 
 /// Fetches up to `filter.limit` audit events. A page of `GET /events` reads a bounded number of
-/// events, so with a filter it can come back short; this requests further pages until the
-/// limit is reached or no older events are left.
+/// events, so with a filter it can come back short. This function then requests further pages
+/// until the limit is reached or no older events are left.
 async fn list_events(socket: &Client, filter: EventQuery) -> Result<Value, Failure> {
     let mut events: Vec<Value> = Vec::new();
     let mut before = filter.before;
@@ -702,7 +702,7 @@ async fn revoke_in_store(store: &Store, id: &str) -> Result<Value, Failure> {
 fn open_offline(config: &Config) -> Result<Store, Failure> {
     Store::open(&config.store.path).map_err(|error| match error {
         StoreError::InUse { .. } => failure(format!(
-            "{error}; the daemon seems to run but its control socket {} does not answer",
+            "{error}; the daemon seems to run but its control socket {} does not respond",
             config.control.socket.display()
         )),
         error => failure(error.to_string()),

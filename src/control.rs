@@ -43,7 +43,7 @@ pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_LIMIT: u64 = 20;
 /// Maximum `limit` of `GET /syncs`. Run records are small, so this allows a long history.
 pub const MAX_SYNCS_LIMIT: u64 = 10_000;
-/// Maximum `limit` of `GET /events`. An event holds whole values before and after a change,
+/// Maximum `limit` of `GET /events`. An event contains whole values before and after a change,
 /// so pages stay shorter than those of runs.
 pub const MAX_EVENTS_LIMIT: u64 = 1_000;
 

@@ -261,7 +261,7 @@ fn control_get(daemon: &Daemon, path: &str) -> String {
     answer
 }
 
-/// Sends `POST /reload` over the control socket and returns the JSON answer.
+/// Sends `POST /reload` over the control socket and returns the JSON response body.
 fn control_reload(daemon: &Daemon) -> Value {
     use std::io::{Read, Write};
     let mut stream = std::os::unix::net::UnixStream::connect(daemon.socket_path()).unwrap();

@@ -417,7 +417,7 @@ fn reload_moves_permission_watch_to_new_folder() {
         roles(&daemon, "alice@example.com") == ["editor"]
     });
 
-    // Without another SIGHUP, only a watcher on the new folder sees this edit.
+    // Without another SIGHUP, only a watcher on the new folder detects this edit.
     fs::write(&moved_file, engineering_policy("admin")).expect("edit the moved permission file");
     wait_until("alice has the admin role", || {
         roles(&daemon, "alice@example.com") == ["admin"]

@@ -7,7 +7,7 @@
 //! follows HTTP/1.1 message framing (RFC 9112 section 6), and rewrites only request lines,
 //! so the filter reaches the SCIM layer as `%22ada@example.org%22`. Headers and bodies pass
 //! unchanged. On anything it does not recognise as HTTP/1.x framing it stops rewriting and
-//! passes every later byte through, so hyper sees the original bytes and rejects them itself.
+//! passes every later byte through, so hyper receives the original bytes and rejects them itself.
 //!
 //! No crate offers this: the repair has to happen before hyper parses the request line.
 
@@ -216,7 +216,7 @@ fn repair_request_line(content: &[u8]) -> Option<Vec<u8>> {
 /// Bytes that the `http` crate rejects in a query, plus `#` and every byte above 0x7F. A
 /// request target has no fragment (RFC 9112 section 3.2), so a `#` there is part of a value
 /// the client left unencoded. Bytes above 0x7F are rejected when they are not UTF-8; encoded,
-/// they reach the SCIM layer, which answers with a SCIM error instead of hyper's bare 400.
+/// they reach the SCIM layer, which returns a SCIM error instead of hyper's bare 400.
 fn needs_encoding(byte: u8) -> bool {
     byte <= b' ' || byte >= 0x7F || matches!(byte, b'"' | b'<' | b'>' | b'`' | b'#')
 }
@@ -346,7 +346,7 @@ mod tests {
 
     #[test]
     fn repair_skips_bodies_by_content_length() {
-        // The body holds a line shaped like a request line; it must pass unchanged.
+        // The body contains a line shaped like a request line, which must pass unchanged.
         let body = b"GET /x?a=\"b\" HTTP/1.1\r\n";
         let mut head = format!("POST /scim/v2/Users HTTP/1.1\r\ncontent-length: {}\r\n\r\n", body.len()).into_bytes();
         head.extend_from_slice(body);

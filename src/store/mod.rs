@@ -241,7 +241,7 @@ pub fn meta_get(table: &impl redb::ReadableTable<&'static str, u64>, key: &str) 
     Ok(table.get(key)?.map(|value| value.value()).unwrap_or(0))
 }
 
-/// The current UTC time as an RFC 3339 timestamp with exactly three fractional digits, such
+/// Returns the current UTC time as an RFC 3339 timestamp with exactly three fractional digits, such
 /// as `2026-12-04T18:43:53.700Z`, so that timestamps sort as strings in time order.
 pub fn now_rfc3339() -> String {
     format_rfc3339(time::OffsetDateTime::now_utc())

@@ -140,8 +140,8 @@ fn run(db: &ArcSwapOption<Database>, path: &Path, mut receiver: mpsc::Receiver<M
         if !batch.is_empty() {
             stats.jobs.fetch_add(batch.len() as u64, Ordering::Relaxed);
             match db.load_full().or_else(|| reopen(db, path, stats)) {
-                // redb 2.6 can panic while rolling back after an I/O error (an assertion on
-                // its recovery flag); the handle is then unusable, but the thread lives on.
+                // redb 2.6 can panic while rolling back after an I/O error, on an assertion
+                // about its recovery flag. The handle is then unusable, but the thread lives on.
                 Some(handle) => match catch_unwind(AssertUnwindSafe(|| commit_batch(&handle, batch))).unwrap_or_else(|_| {
                     tracing::error!("the store panicked during a commit; reopening it");
                     BatchOutcome::HandleFailed

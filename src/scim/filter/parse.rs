@@ -65,7 +65,7 @@ enum Closer {
 /// Maximum length of an input excerpt quoted in an error message, in bytes.
 const MAX_EXCERPT: usize = 40;
 
-/// One term as itself, several as a chain node built by `node`.
+/// Returns a single term as it is, and several terms as one chain node built by `node`.
 fn chain(mut terms: Vec<Filter>, node: fn(Vec<Filter>) -> Filter) -> Filter {
     if terms.len() == 1 {
         terms.pop().expect("one term")
