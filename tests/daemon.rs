@@ -124,6 +124,8 @@ fn duplicate_username_in_other_case_is_409() {
     create(&daemon, "/Users", &user("carol@example.com"));
     let response = daemon.scim("POST", "/Users", Some(&user("CAROL@Example.com")));
     assert_scim_error(&response, 409, Some("uniqueness"));
+    let detail = response.json().unwrap()["detail"].as_str().unwrap_or_default().to_string();
+    assert!(detail.contains("\"CAROL@Example.com\""), "the detail does not quote the name as sent: {detail}");
     let list = daemon.scim("GET", "/Users", None).json().unwrap();
     assert_eq!(list["totalResults"], 1);
 }
